@@ -405,7 +405,7 @@ def start(args):
                 "--leader-elect=false",
                 "--service-account-private-key-file=" + os.path.join(pki, "sa.key"),
                 "--root-ca-file=" + os.path.join(pki, "ca.crt"),
-                "--use-service-account-credentials=false",
+                "--use-service-account-credentials=true",
                 "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
                 "--concurrent-deployment-syncs=5",
                 "--v=1",

@@ -1,0 +1,113 @@
+"""Run the local control plane and ansible-playbook for the integration tests and the demo."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(TESTS_DIR)
+sys.path.insert(0, TESTS_DIR)
+
+import conftest  # noqa: E402  (links the collection into the collections directory)
+
+CLUSTER_SCRIPT = os.path.join(TESTS_DIR, "cluster", "localcluster.py")
+STANDIN_VARS = os.path.join(TESTS_DIR, "integration", "vars", "standin_charts.yml")
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+
+
+def start_cluster():
+    """Start (or reuse) the local control plane and return its admin kubeconfig path."""
+    output = subprocess.run(
+        [sys.executable, CLUSTER_SCRIPT, "start"], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    return output.strip().splitlines()[-1]
+
+
+def stop_cluster():
+    subprocess.run([sys.executable, CLUSTER_SCRIPT, "stop"], check=True)
+
+
+def bin_dir():
+    return os.path.join(conftest.CACHE_ROOT, "bin")
+
+
+def ansible_env(kubeconfig, extra=None):
+    env = dict(os.environ)
+    env.update(
+        {
+            "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
+                [conftest.COLLECTIONS_DIR] + _site_collection_paths()
+            ),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_LOCALHOST_WARNING": "False",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "PATH": bin_dir() + os.pathsep + env.get("PATH", ""),
+        }
+    )
+    if kubeconfig:
+        env["KUBECONFIG"] = kubeconfig
+    env.update(extra or {})
+    return env
+
+
+def _site_collection_paths():
+    import ansible_collections.kubernetes.core as core  # noqa: F401
+
+    core_dir = list(core.__path__)[0]
+    return [os.path.dirname(os.path.dirname(os.path.dirname(core_dir)))]
+
+
+class PlaybookRun:
+    """The outcome of one ansible-playbook run."""
+
+    def __init__(self, process):
+        self.returncode = process.returncode
+        self.stdout = process.stdout
+        self.stderr = process.stderr
+        recaps = [m.groupdict() for m in RECAP.finditer(self.stdout)]
+        self.recap = {r["host"]: {k: int(v) for k, v in r.items() if k != "host"} for r in recaps}
+
+    @property
+    def changed(self):
+        return sum(host["changed"] for host in self.recap.values())
+
+    @property
+    def failed(self):
+        return sum(host["failed"] for host in self.recap.values())
+
+    def __repr__(self):
+        return "PlaybookRun(rc={0}, recap={1})".format(self.returncode, self.recap)
+
+
+def run_playbook(playbook, kubeconfig, extra_vars=None, check=False, verbosity=0, env=None,
+                 var_files=(STANDIN_VARS,), diff=False, timeout=900):
+    command = ["ansible-playbook", "-i", "localhost,", os.path.join(REPO_ROOT, playbook)]
+    for var_file in var_files:
+        command += ["-e", "@" + var_file]
+    if extra_vars:
+        command += ["-e", json.dumps(extra_vars)]
+    if check:
+        command.append("--check")
+    if diff:
+        command.append("--diff")
+    if verbosity:
+        command.append("-" + "v" * verbosity)
+    process = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env=ansible_env(kubeconfig, env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
+    return PlaybookRun(process)
