@@ -1,31 +1,11 @@
-"""Make the collection importable as ansible_collections.kubecrypt.pod_encryption.
-
-Ansible finds collections by path, so the repository is linked into a collections directory
-in the cache, and both Python imports and ansible-playbook runs use that directory.
-"""
+"""Make the collection importable as ansible_collections.kubecrypt.pod_encryption."""
 
 import os
 import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CACHE_ROOT = os.environ.get(
-    "KUBECRYPT_CACHE",
-    os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kubecrypt"),
-)
-COLLECTIONS_DIR = os.path.join(CACHE_ROOT, "collections")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import paths  # noqa: E402,F401  (links the collection and extends sys.path on import)
 
-def link_collection():
-    parent = os.path.join(COLLECTIONS_DIR, "ansible_collections", "kubecrypt")
-    os.makedirs(parent, exist_ok=True)
-    link = os.path.join(parent, "pod_encryption")
-    if os.path.islink(link) and os.readlink(link) == REPO_ROOT:
-        return
-    if os.path.islink(link):
-        os.remove(link)
-    os.symlink(REPO_ROOT, link)
-
-
-link_collection()
-if COLLECTIONS_DIR not in sys.path:
-    sys.path.insert(0, COLLECTIONS_DIR)
+# The test session starts and wipes its own control plane, apart from the demo's.
+os.environ.setdefault("KUBECRYPT_CLUSTER_DIR", os.path.join(paths.CACHE_ROOT, "cluster-tests"))

@@ -10,7 +10,7 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(TESTS_DIR)
 sys.path.insert(0, TESTS_DIR)
 
-import conftest  # noqa: E402  (links the collection into the collections directory)
+import paths  # noqa: E402  (links the collection into the collections directory)
 
 CLUSTER_SCRIPT = os.path.join(TESTS_DIR, "cluster", "localcluster.py")
 STANDIN_VARS = os.path.join(TESTS_DIR, "integration", "vars", "standin_charts.yml")
@@ -34,7 +34,7 @@ def stop_cluster():
 
 
 def bin_dir():
-    return os.path.join(conftest.CACHE_ROOT, "bin")
+    return os.path.join(paths.CACHE_ROOT, "bin")
 
 
 def ansible_env(kubeconfig, extra=None):
@@ -42,7 +42,7 @@ def ansible_env(kubeconfig, extra=None):
     env.update(
         {
             "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
-                [conftest.COLLECTIONS_DIR] + _site_collection_paths()
+                [paths.COLLECTIONS_DIR] + _site_collection_paths()
             ),
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",
@@ -111,3 +111,52 @@ def run_playbook(playbook, kubeconfig, extra_vars=None, check=False, verbosity=0
         timeout=timeout,
     )
     return PlaybookRun(process)
+
+
+def run_module(module, arguments, kubeconfig, check=False, diff=False, verbosity=0, env=None):
+    """Run one module with ansible's ad-hoc command and return (result dict, process)."""
+    command = [
+        "ansible",
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        "ansible_python_interpreter=" + sys.executable,
+        "-m",
+        module,
+    ]
+    if arguments:
+        command += ["-a", json.dumps(arguments)]
+    if check:
+        command.append("--check")
+    if diff:
+        command.append("--diff")
+    if verbosity:
+        command.append("-" + "v" * verbosity)
+    extra = {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"}
+    extra.update(env or {})
+    process = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env=ansible_env(kubeconfig, extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+    )
+    start = process.stdout.find("{")
+    document = json.loads(process.stdout[start:])
+    tasks = document["plays"][0]["tasks"]
+    return tasks[0]["hosts"]["localhost"], process
+
+
+def reset_state():
+    """Delete the control plane's state directory (it must be stopped)."""
+    import shutil
+
+    state_dir = os.environ.get(
+        "KUBECRYPT_CLUSTER_DIR", os.path.join(paths.CACHE_ROOT, "cluster")
+    )
+    shutil.rmtree(state_dir, ignore_errors=True)

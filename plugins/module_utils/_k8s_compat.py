@@ -88,6 +88,8 @@ def connect(module):
         raise ApiError(
             "{0}. Check kubeconfig, context, host or the K8S_AUTH_* variables.".format(exc)
         )
+    except (DynamicApiError, Urllib3Error, OSError) as exc:
+        raise describe_api_error(exc, "connect to the Kubernetes API")
 
 
 def describe_api_error(exc, action):

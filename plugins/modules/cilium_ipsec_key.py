@@ -16,8 +16,10 @@ author:
 description:
   - Manages the Secret that Cilium's agents read their IPsec key from (C(kube-system/cilium-ipsec-keys),
     data key C(keys) by default).
-  - The key is one line C(<SPI>+ rfc4106(gcm(aes)) <hex> <ICV>). The SPI (key ID) is 1 to 15, and the
-    C(+) selects per-tunnel keys, the fix for CVE-2024-28860; this module never writes a key without it.
+  - The key is one line of four fields separated by single spaces. They are the SPI (key ID, 1 to 15) followed by
+    C(+), the algorithm rfc4106(gcm(aes)), the key material in hex and the ICV length in bits, as in
+    3+ rfc4106(gcm(aes)) <40 hex characters> 128.
+  - The C(+) selects per-tunnel keys, the fix for CVE-2024-28860, and this module never writes a key without it.
   - The hex field is an AES key plus a 4-byte salt from the operating system's CSPRNG, 40 hex characters
     for AES-128 and 72 for AES-256.
   - With O(state=present) the module creates a key when the Secret does not exist and validates an existing
@@ -62,7 +64,7 @@ options:
     choices: [128, 192, 256]
   icv_bits:
     description:
-      - Length of the integrity check value in bits. The kernel accepts 96 or 128 for C(rfc4106(gcm(aes))).
+      - Length of the integrity check value in bits. The kernel accepts 96 or 128 for rfc4106(gcm(aes)).
       - When unset, a new key uses 128 and an existing key keeps its ICV.
     type: int
     choices: [96, 128]
@@ -203,7 +205,7 @@ rotated:
   returned: always
   type: bool
   sample: true
-action:
+operation:
   description: What the task did, one of V(keep), V(create), V(rotate), V(replace) or V(delete).
   returned: always
   type: str
@@ -266,7 +268,7 @@ def build_result(result, params):
     before = result.before_state()
     output = {
         "changed": result.changed,
-        "action": action,
+        "operation": action,
         "reason": result.decision.reason,
         "created": action == Decision.CREATE,
         "rotated": action in (Decision.ROTATE, Decision.REPLACE),

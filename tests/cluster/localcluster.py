@@ -169,7 +169,12 @@ def make_certificates():
                 x509.IPAddress(service_ip),
             ],
         ),
-        "etcd-server": (_name("etcd"), [ExtendedKeyUsageOID.SERVER_AUTH], loopback_sans),
+        "etcd-server": (
+            _name("etcd"),
+            # etcd dials its own client port for its gRPC gateway with this certificate.
+            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+            loopback_sans,
+        ),
         "etcd-client": (_name("kube-apiserver-etcd-client"), [ExtendedKeyUsageOID.CLIENT_AUTH], []),
         "admin": (_name("kubecrypt-admin", "system:masters"), [ExtendedKeyUsageOID.CLIENT_AUTH], []),
         "controller-manager": (
@@ -251,6 +256,22 @@ def running_pid(name):
     return pid
 
 
+def recorded_pid_alive(name):
+    """Whether the pid in the pid file of ``name`` is a live (not zombie) process.
+
+    Right after Popen returns, /proc/<pid>/cmdline can still show the parent's command line,
+    so this check looks only at the process state.
+    """
+    try:
+        with open(pid_file(name)) as handle:
+            pid = int(handle.read().strip())
+        with open("/proc/{0}/stat".format(pid)) as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def launch(bin_dir, name, arguments):
     os.makedirs(path("run"), exist_ok=True)
     os.makedirs(path("logs"), exist_ok=True)
@@ -271,7 +292,7 @@ def wait_for(description, check, timeout=READY_TIMEOUT, process_names=()):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for name in process_names:
-            if running_pid(name) is None:
+            if not recorded_pid_alive(name):
                 raise SystemExit(
                     "localcluster: {0} exited while waiting for {1}; see {2}".format(
                         name, description, path("logs", name + ".log")
@@ -383,6 +404,9 @@ def start(args):
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                # The kubernetes Service cannot point at a loopback address, and nothing in
+                # this cluster needs it to.
+                "--endpoint-reconciler-type=none",
                 "--v=1",
             ],
         )
