@@ -4,6 +4,7 @@ Ansible finds collections by path, so the repository is linked into a collection
 in the cache, and both Python imports and ansible-playbook runs use that directory.
 """
 
+import hashlib
 import os
 import sys
 
@@ -13,7 +14,12 @@ CACHE_ROOT = os.environ.get(
     "KUBECRYPT_CACHE",
     os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "kubecrypt"),
 )
-COLLECTIONS_DIR = os.path.join(CACHE_ROOT, "collections")
+# One collections directory per checkout, so that two clones never load each other's code.
+COLLECTIONS_DIR = os.path.join(
+    CACHE_ROOT,
+    "collections",
+    hashlib.sha256(REPO_ROOT.encode()).hexdigest()[:12],
+)
 
 
 def link_collection():

@@ -19,7 +19,8 @@ def namespace(kubectl):
     name = "ipsec-" + uuid.uuid4().hex[:8]
     kubectl("create", "namespace", name)
     yield name
-    kubectl("delete", "namespace", name, "--wait=false")
+    # Wait for the deletion, so that later tests that compare cluster snapshots see none of it.
+    kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s")
 
 
 def read_line(kubectl, namespace, name="cilium-ipsec-keys", data_key="keys"):
