@@ -21,16 +21,27 @@ RECAP = re.compile(
 )
 
 
-def start_cluster():
-    """Start (or reuse) the local control plane and return its admin kubeconfig path."""
+def _cluster_env(state_dir):
+    env = dict(os.environ)
+    if state_dir:
+        env["KUBECRYPT_CLUSTER_DIR"] = state_dir
+    return env
+
+
+def start_cluster(state_dir=None):
+    """Start (or reuse) a local control plane and return its admin kubeconfig path."""
     output = subprocess.run(
-        [sys.executable, CLUSTER_SCRIPT, "start"], check=True, stdout=subprocess.PIPE, text=True
+        [sys.executable, CLUSTER_SCRIPT, "start"],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_cluster_env(state_dir),
     ).stdout
     return output.strip().splitlines()[-1]
 
 
-def stop_cluster():
-    subprocess.run([sys.executable, CLUSTER_SCRIPT, "stop"], check=True)
+def stop_cluster(state_dir=None):
+    subprocess.run([sys.executable, CLUSTER_SCRIPT, "stop"], check=True, env=_cluster_env(state_dir))
 
 
 def bin_dir():
@@ -160,3 +171,25 @@ def reset_state():
         "KUBECRYPT_CLUSTER_DIR", os.path.join(paths.CACHE_ROOT, "cluster")
     )
     shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def kubectl_runner(kubeconfig):
+    """Return a function that runs kubectl on ``kubeconfig`` and parses JSON output."""
+
+    def run(*arguments, check=True, stdin=None):
+        process = subprocess.run(
+            ["kubectl", "--kubeconfig", kubeconfig] + list(arguments),
+            input=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if check and process.returncode != 0:
+            raise AssertionError(
+                "kubectl {0} failed: {1}".format(" ".join(arguments), process.stderr)
+            )
+        if "-o" in arguments and "json" in arguments and process.returncode == 0:
+            return json.loads(process.stdout)
+        return process
+
+    return run

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import json
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
@@ -37,12 +38,17 @@ except ImportError:
     HAS_KUBERNETES_CORE = False
 
 try:
-    from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
+    from kubernetes.dynamic.exceptions import (
+        DynamicApiError,
+        NotFoundError,
+        ResourceNotFoundError,
+    )
 
     HAS_KUBERNETES = True
 except ImportError:
     DynamicApiError = Exception
     NotFoundError = Exception
+    ResourceNotFoundError = Exception
     HAS_KUBERNETES = False
 
 try:
@@ -50,8 +56,19 @@ try:
 except ImportError:
     Urllib3Error = OSError
 
+try:
+    from kubernetes.client.api.core_v1_api import CoreV1Api
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.stream import stream
+except ImportError:
+    ApiException = Exception
+    CoreV1Api = None
+    stream = None
+
 
 HTTP_CONFLICT = 409
+# Channel on which the API server's exec endpoint sends the command's exit status.
+EXEC_STATUS_CHANNEL = 3
 
 
 class ApiError(Exception):
@@ -125,6 +142,14 @@ class ObjectStore:
         if self._resource is None:
             try:
                 self._resource = self.client.resource(self.kind, self.api_version)
+            except ResourceNotFoundError:
+                raise ApiError(
+                    "The API server does not serve {0} in {1}; install its "
+                    "CustomResourceDefinition first.".format(
+                        self.kind, self.api_version
+                    ),
+                    status=404,
+                )
             except (DynamicApiError, Urllib3Error, OSError) as exc:
                 raise describe_api_error(
                     exc, "look up the {0} API".format(self.kind)
@@ -147,6 +172,20 @@ class ObjectStore:
                 exc, "read {0} {1}/{2}".format(self.kind, namespace, name)
             )
         return found.to_dict()
+
+    def list(self, namespace=None, label_selector=None):
+        """Return the objects of this kind as dicts, optionally in one namespace."""
+        resource = self.resource
+        params = {}
+        if namespace:
+            params["namespace"] = namespace
+        if label_selector:
+            params["label_selector"] = label_selector
+        try:
+            found = self.client.get(resource, **params)
+        except (DynamicApiError, Urllib3Error, OSError) as exc:
+            raise describe_api_error(exc, "list {0} objects".format(self.kind))
+        return [item for item in found.to_dict().get("items") or []]
 
     def create(self, body, namespace):
         return self._write("create", body, namespace)
@@ -179,3 +218,76 @@ class ObjectStore:
                 ),
             )
         return written.to_dict()
+
+
+class ExecResult:
+    """Output and exit code of a command run in a container."""
+
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def exec_in_pod(client, namespace, pod, container, command, timeout):
+    """Run ``command`` in a container through the API server's exec endpoint.
+
+    ``client`` is the K8SClient that connect() returns. Its dynamic client contains the
+    kubernetes ApiClient, which kubernetes.core's k8s_exec module also passes to the exec
+    stream. Return an ExecResult, also for a non-zero exit code. Raise ApiError when the
+    command cannot run (no such pod or container, no kubelet behind the node, a missing
+    executable) or does not end within ``timeout`` seconds.
+    """
+    api = CoreV1Api(client.client.client)
+    action = "run '{0}' in pod {1}/{2}".format(" ".join(command), namespace, pod)
+    try:
+        session = stream(
+            api.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            command=command,
+            container=container,
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+            _preload_content=False,
+        )
+    except ApiException as exc:
+        raise ApiError(
+            "Failed to {0}: {1}".format(action, exc.reason or exc), status=exc.status
+        )
+
+    try:
+        session.run_forever(timeout=timeout)
+        if session.is_open():
+            raise ApiError(
+                "Failed to {0}: the command did not finish within {1} s.".format(
+                    action, timeout
+                )
+            )
+        stdout = session.read_stdout() or ""
+        stderr = session.read_stderr() or ""
+        outcome = session.read_channel(EXEC_STATUS_CHANNEL) or ""
+    finally:
+        session.close()
+    return ExecResult(_exit_code(outcome, action), stdout, stderr)
+
+
+def _exit_code(outcome, action):
+    """Read the exit code from the status document that the exec endpoint sends last."""
+    try:
+        document = json.loads(outcome) if outcome else {}
+    except ValueError:
+        raise ApiError(
+            "Failed to {0}: the exec status {1!r} is not JSON.".format(action, outcome)
+        )
+    if document.get("status") == "Success":
+        return 0
+    if document.get("reason") == "NonZeroExitCode":
+        for cause in (document.get("details") or {}).get("causes") or []:
+            code = str(cause.get("message"))
+            if cause.get("reason") == "ExitCode" and code.isdigit():
+                return int(code)
+    message = document.get("message") or "the API server sent no exit status"
+    raise ApiError("Failed to {0}: {1}".format(action, message))

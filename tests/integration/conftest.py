@@ -28,24 +28,16 @@ def kubeconfig():
         harness.stop_cluster()
 
 
+@pytest.fixture(scope="module")
+def empty_cluster(tmp_path_factory):
+    """Start a control plane of its own for one test module, and stop it afterwards."""
+    state_dir = str(tmp_path_factory.mktemp("cluster"))
+    path = harness.start_cluster(state_dir)
+    yield path
+    harness.stop_cluster(state_dir)
+
+
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig):
-    """Run kubectl against the local control plane and return its parsed JSON output."""
-
-    def run(*arguments, check=True, stdin=None):
-        process = subprocess.run(
-            ["kubectl", "--kubeconfig", kubeconfig] + list(arguments),
-            input=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        if check and process.returncode != 0:
-            raise AssertionError(
-                "kubectl {0} failed: {1}".format(" ".join(arguments), process.stderr)
-            )
-        if "-o" in arguments and "json" in arguments and process.returncode == 0:
-            return json.loads(process.stdout)
-        return process
-
-    return run
+    """Run kubectl against the session's control plane."""
+    return harness.kubectl_runner(kubeconfig)

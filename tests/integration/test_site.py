@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from harness import run_module, run_playbook
+from harness import kubectl_runner, run_module, run_playbook
 
 SITE = "playbooks/site.yml"
 KEY_LINE = re.compile(r"^([1-9]|1[0-5])\+ rfc4106\(gcm\(aes\)\) [0-9a-f]{40} 128$")
@@ -42,9 +42,15 @@ def read_key_line(kubectl):
 
 
 @pytest.fixture(scope="module")
-def cluster(kubeconfig, kubectl):
-    kubectl("create", "namespace", "payments")
-    return kubeconfig
+def cluster(empty_cluster):
+    """A control plane of its own, so that no other test module leaves objects behind."""
+    kubectl_runner(empty_cluster)("create", "namespace", "payments")
+    return empty_cluster
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster):
+    return kubectl_runner(cluster)
 
 
 def test_check_mode_on_empty_cluster_creates_nothing(cluster, kubectl):
