@@ -18,6 +18,14 @@ export ANSIBLE_COLLECTIONS_PATH=$collections:$site_packages
 export ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_INVENTORY_UNPARSED_WARNING=False
 
 kubectl create namespace payments --dry-run=client -o yaml | kubectl apply -f - > /dev/null
+# No Cilium operator or agent runs on kwok's simulated nodes. Register the CiliumNode CRD as
+# the operator would, and run a stand-in that publishes each node's IPsec SPI as an agent would,
+# so that the role's posture check has something to read.
+kubectl apply -f tests/fixtures/crds/cilium/ciliumnodes.yaml > /dev/null
+kubectl wait --for=condition=Established crd/ciliumnodes.cilium.io --timeout=60s > /dev/null
+python3 tests/cluster/simulated_agent.py --kubeconfig "$kubeconfig" --lifetime 600 &
+agent_pid=$!
+trap 'kill "$agent_pid" 2> /dev/null || true' EXIT
 extra='{"istio_mtls_namespaces": [{"name": "default"}, {"name": "payments", "mode": "PERMISSIVE"}]}'
 log_dir=$(mktemp -d)
 for run in 1 2; do
@@ -37,6 +45,7 @@ echo "nodes:            $(kubectl get nodes --no-headers | wc -l) simulated by k
 echo "cilium-config:    enable-ipsec=$(kubectl -n kube-system get configmap cilium-config -o jsonpath='{.data.enable-ipsec}')"
 echo "IPsec key:        SPI $(kubectl -n kube-system get secret cilium-ipsec-keys -o jsonpath='{.data.keys}' | base64 -d | cut -d+ -f1), written $(kubectl -n kube-system get secret cilium-ipsec-keys -o jsonpath='{.metadata.annotations.pod-encryption\.kubecrypt\.io/key-created-at}')"
 echo "agents ready:     $(kubectl -n kube-system get daemonset cilium -o jsonpath='{.status.numberReady}/{.status.desiredNumberScheduled}')"
+echo "CiliumNode SPIs:  $(kubectl get ciliumnodes -o jsonpath='{range .items[*]}{.metadata.name}={.spec.encryption.key} {end}')"
 echo "PeerAuthentication:"
 kubectl get peerauthentication --all-namespaces
 echo "first run:  $(recap "$log_dir/run1.log")"

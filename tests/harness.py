@@ -14,6 +14,8 @@ import paths  # noqa: E402  (links the collection into the collections directory
 
 CLUSTER_SCRIPT = os.path.join(TESTS_DIR, "cluster", "localcluster.py")
 STANDIN_VARS = os.path.join(TESTS_DIR, "integration", "vars", "standin_charts.yml")
+CILIUMNODE_CRD = os.path.join(TESTS_DIR, "fixtures", "crds", "cilium", "ciliumnodes.yaml")
+AGENT_SCRIPT = os.path.join(TESTS_DIR, "cluster", "simulated_agent.py")
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",
@@ -193,3 +195,26 @@ def kubectl_runner(kubeconfig):
         return process
 
     return run
+
+
+class SimulatedAgent:
+    """Run tests/cluster/simulated_agent.py, which publishes SPIs in place of the agents."""
+
+    def __init__(self, kubeconfig):
+        self.kubeconfig = kubeconfig
+        self.process = None
+
+    def start(self, *arguments):
+        self.stop()
+        self.process = subprocess.Popen(
+            [sys.executable, AGENT_SCRIPT, "--kubeconfig", self.kubeconfig, "--delay", "1"]
+            + list(arguments),
+            cwd=REPO_ROOT,
+            env=ansible_env(self.kubeconfig),
+        )
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None

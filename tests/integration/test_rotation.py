@@ -6,45 +6,20 @@ field the role waits on. The tests run in file order on one Cilium install.
 """
 
 import base64
-import os
-import subprocess
-import sys
+import time
 
 import pytest
 
-from harness import REPO_ROOT, TESTS_DIR, ansible_env, run_playbook
+from harness import CILIUMNODE_CRD, SimulatedAgent, run_playbook
 
 ROTATE = "playbooks/rotate_ipsec_key.yml"
 CILIUM = "playbooks/cilium.yml"
-CRD = os.path.join(TESTS_DIR, "fixtures", "crds", "cilium", "ciliumnodes.yaml")
-AGENT = os.path.join(TESTS_DIR, "cluster", "simulated_agent.py")
 NODES = ("kubecrypt-worker-1", "kubecrypt-worker-2", "kubecrypt-worker-3")
-
-
-class SimulatedAgent:
-    def __init__(self, kubeconfig):
-        self.kubeconfig = kubeconfig
-        self.process = None
-
-    def start(self, *arguments):
-        self.stop()
-        self.process = subprocess.Popen(
-            [sys.executable, AGENT, "--kubeconfig", self.kubeconfig, "--delay", "1"]
-            + list(arguments),
-            cwd=REPO_ROOT,
-            env=ansible_env(self.kubeconfig),
-        )
-
-    def stop(self):
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-            self.process = None
 
 
 @pytest.fixture(scope="module")
 def cilium(kubeconfig, kubectl):
-    kubectl("apply", "-f", CRD)
+    kubectl("apply", "-f", CILIUMNODE_CRD)
     kubectl("wait", "--for=condition=Established", "crd/ciliumnodes.cilium.io", "--timeout=60s")
     run = run_playbook(CILIUM, kubeconfig)
     assert run.returncode == 0, run.stdout[-3000:]
@@ -74,8 +49,6 @@ def cilium_node_spis(kubectl):
 
 
 def wait_for_nodes(kubectl, spi, timeout=60):
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cilium_node_spis(kubectl) == {name: spi for name in NODES}:

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from harness import kubectl_runner, run_module, run_playbook
+from harness import CILIUMNODE_CRD, SimulatedAgent, kubectl_runner, run_module, run_playbook
 
 SITE = "playbooks/site.yml"
 KEY_LINE = re.compile(r"^([1-9]|1[0-5])\+ rfc4106\(gcm\(aes\)\) [0-9a-f]{40} 128$")
@@ -43,9 +43,19 @@ def read_key_line(kubectl):
 
 @pytest.fixture(scope="module")
 def cluster(empty_cluster):
-    """A control plane of its own, so that no other test module leaves objects behind."""
-    kubectl_runner(empty_cluster)("create", "namespace", "payments")
-    return empty_cluster
+    """A control plane of its own, so that no other test module leaves objects behind.
+
+    The CiliumNode CRD and a simulated agent stand in for what the Cilium operator and agents
+    would register and publish; the role's posture check reads both.
+    """
+    kubectl = kubectl_runner(empty_cluster)
+    kubectl("create", "namespace", "payments")
+    kubectl("apply", "-f", CILIUMNODE_CRD)
+    kubectl("wait", "--for=condition=Established", "crd/ciliumnodes.cilium.io", "--timeout=60s")
+    agent = SimulatedAgent(empty_cluster)
+    agent.start()
+    yield empty_cluster
+    agent.stop()
 
 
 @pytest.fixture(scope="module")
