@@ -76,7 +76,14 @@ if [ -d "$here/build/kwok" ]; then
   done > "$bin_dir/kwok-stages.yaml"
 fi
 if [ -d "$here/build/helm" ]; then
-  build_module helm "-X helm.sh/helm/v3/internal/version.version=v3.21.4" helm.sh/helm/v3/cmd/helm
+  # helm template assumes the Kubernetes version set here (1.20 when unset), and charts that
+  # require a newer one fail to render; helm's own release build sets it the same way.
+  helm_ldflags="-X helm.sh/helm/v3/internal/version.version=v3.21.4"
+  for package in pkg/chartutil pkg/lint/rules; do
+    helm_ldflags+=" -X helm.sh/helm/v3/$package.k8sVersionMajor=1"
+    helm_ldflags+=" -X helm.sh/helm/v3/$package.k8sVersionMinor=36"
+  done
+  build_module helm "$helm_ldflags" helm.sh/helm/v3/cmd/helm
 fi
 
 echo "$bin_dir"

@@ -6,7 +6,9 @@ uses in its CiliumNode's spec.encryption.key. No agent runs on kwok's simulated 
 this process does that publishing: it reads the Secret about once a second and, after
 --delay seconds, sets spec.encryption.key on one CiliumNode per Node (creating the CiliumNode
 if needed). Nodes named with --stuck keep the SPI their CiliumNode shows, to test the rotation
-timeout, until --stuck-for seconds have passed. It exits by itself after --lifetime seconds.
+timeout, until --stuck-for seconds have passed. When cilium-config turns WireGuard on, it
+also publishes a public key per node in the network.cilium.io/wg-pub-key annotation, as each
+agent does with the key pair it generates. It exits by itself after --lifetime seconds.
 """
 
 import argparse
@@ -15,6 +17,8 @@ import os
 import sys
 import time
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -28,6 +32,48 @@ from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._ipsec_ke
 )
 
 GROUP, VERSION, PLURAL = "cilium.io", "v2", "ciliumnodes"
+WG_ANNOTATION = "network.cilium.io/wg-pub-key"
+
+
+def wireguard_enabled(core, namespace):
+    try:
+        config_map = core.read_namespaced_config_map("cilium-config", namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return (config_map.data or {}).get("enable-wireguard") == "true"
+
+
+def new_public_key():
+    """Return a fresh X25519 public key in base64, the form WireGuard publishes."""
+    public = X25519PrivateKey.generate().public_key()
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def publish_wireguard_key(custom, node_name):
+    """Annotate the node's CiliumNode with a public key unless it has one."""
+    try:
+        current = custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, node_name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        custom.create_cluster_custom_object(
+            GROUP,
+            VERSION,
+            PLURAL,
+            {
+                "apiVersion": "cilium.io/v2",
+                "kind": "CiliumNode",
+                "metadata": {"name": node_name, "annotations": {WG_ANNOTATION: new_public_key()}},
+                "spec": {},
+            },
+        )
+        return
+    if WG_ANNOTATION not in ((current.get("metadata") or {}).get("annotations") or {}):
+        patch = {"metadata": {"annotations": {WG_ANNOTATION: new_public_key()}}}
+        custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, node_name, patch)
 
 
 def read_spi(core, namespace, name, data_key):
@@ -100,6 +146,9 @@ def main():
     deadline = started + args.lifetime
     seen_at = {}
     while time.monotonic() < deadline:
+        if wireguard_enabled(core, args.namespace):
+            for node in core.list_node().items:
+                publish_wireguard_key(custom, node.metadata.name)
         spi = read_spi(core, args.namespace, args.secret, args.data_key)
         now = time.monotonic()
         stuck_now = args.stuck_for is None or now - started < args.stuck_for

@@ -18,21 +18,21 @@ NODES = ("kubecrypt-worker-1", "kubecrypt-worker-2", "kubecrypt-worker-3")
 
 
 @pytest.fixture(scope="module")
-def cilium(kubeconfig, kubectl):
+def agent(kubeconfig, kubectl):
     kubectl("apply", "-f", CILIUMNODE_CRD)
     kubectl("wait", "--for=condition=Established", "crd/ciliumnodes.cilium.io", "--timeout=60s")
-    run = run_playbook(CILIUM, kubeconfig)
-    assert run.returncode == 0, run.stdout[-3000:]
-    yield kubeconfig
+    simulated = SimulatedAgent(kubeconfig)
+    simulated.start()
+    yield simulated
+    simulated.stop()
     kubectl("delete", "ciliumnodes", "--all", "--wait=true")
 
 
 @pytest.fixture(scope="module")
-def agent(cilium):
-    simulated = SimulatedAgent(cilium)
-    simulated.start()
-    yield simulated
-    simulated.stop()
+def cilium(kubeconfig, agent):
+    run = run_playbook(CILIUM, kubeconfig)
+    assert run.returncode == 0, run.stdout[-3000:]
+    return kubeconfig
 
 
 def secret_spi(kubectl):
