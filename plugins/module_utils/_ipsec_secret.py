@@ -92,6 +92,7 @@ class Request:
         rotate=False,
         max_age=None,
         regenerate="fail",
+        rotate_from_spi=None,
     ):
         if key_bits is not None:
             _reraise(validate_key_bits, key_bits)
@@ -109,6 +110,7 @@ class Request:
         self.rotate = rotate
         self.max_age_seconds = parse_duration(max_age) if max_age is not None else None
         self.regenerate = regenerate
+        self.rotate_from_spi = rotate_from_spi
 
 
 def _reraise(check, value):
@@ -127,11 +129,13 @@ class Decision:
     REPLACE = "replace"
     DELETE = "delete"
 
-    def __init__(self, action, key=None, current=None, reason=""):
+    def __init__(self, action, key=None, current=None, reason="", superseded=False):
         self.action = action
         self.key = key
         self.current = current
         self.reason = reason
+        # True when another writer rotated the key since the caller last read it.
+        self.superseded = superseded
 
     @property
     def changes(self):
@@ -216,6 +220,15 @@ def decide(secret, data_key, request, now):
                 )
             )
 
+    if request.rotate and request.rotate_from_spi not in (None, current.spi):
+        return Decision(
+            Decision.KEEP,
+            current=current,
+            reason="the key is already at SPI {0}, not {1}: another writer rotated it".format(
+                current.spi, request.rotate_from_spi
+            ),
+            superseded=True,
+        )
     if request.rotate:
         return Decision(
             Decision.ROTATE, key=rotate_key(current), current=current, reason="rotate is true"
@@ -365,7 +378,13 @@ class IPsecKeySecret:
                     concurrent_rotation=True,
                 )
             if not decision.changes:
-                return Result(decision, original, secret, self.data_key)
+                return Result(
+                    decision,
+                    original,
+                    secret,
+                    self.data_key,
+                    concurrent_rotation=decision.superseded,
+                )
             try:
                 written = self._apply(decision, secret, now_function())
             except ApiError as exc:

@@ -4,10 +4,10 @@
 """Build, validate, renew and rotate an Istio plug-in CA bundle.
 
 A plug-in CA bundle is the content of the ``cacerts`` Secret that istiod reads from
-``/etc/cacerts``: the intermediate's certificate (``ca-cert.pem``) and private key
-(``ca-key.pem``), the trust bundle of one or more roots (``root-cert.pem``) and the chain
-that istiod hands to workloads (``cert-chain.pem``: the intermediate first, then any further
-intermediates, then the root).
+``/etc/cacerts``. It contains the intermediate's certificate (``ca-cert.pem``) and private
+key (``ca-key.pem``), and the trust bundle of one or more roots (``root-cert.pem``). The
+fourth file, ``cert-chain.pem``, is the chain that istiod hands to workloads: the
+intermediate first, then any further intermediates, then the root.
 
 validate_bundle() checks a bundle the way istiod does (the chain verifies to a root, the key
 matches, the intermediate is a CA, nothing has expired) and adds the checks istiod skips but
@@ -52,9 +52,11 @@ CLOCK_SKEW_SECONDS = 300
 # The same words as the regenerate option of cilium_ipsec_key and community.crypto.
 REGENERATE_CHOICES = ("never", "fail", "full_idempotence", "always")
 
-# istiod chart values that a root rotation needs. ISTIO_MULTIROOT_MESH lets istiod accept a
-# root-cert.pem that adds or drops a root (istiod rejects such a change without it), and
-# PROXY_CONFIG_XDS_AGENT makes istiod push the new trust bundle to running proxies.
+# istiod chart values that Istio's own root rotation test sets
+# (tests/integration/security/cacert_rotation in istio/istio). Without ISTIO_MULTIROOT_MESH
+# istiod rejects a root-cert.pem that adds or drops a root. PROXY_CONFIG_XDS_AGENT lets
+# running proxies take config updates over xDS, which vendor write-ups name as the way they
+# get the new trust bundle without a restart.
 ROTATION_ISTIOD_VALUES = {
     "pilot": {"env": {"ISTIO_MULTIROOT_MESH": "true"}},
     "meshConfig": {
@@ -76,7 +78,7 @@ _UTC = datetime.timezone.utc
 
 
 class CAError(Exception):
-    """A CA bundle, root or option that cannot be used; the message says why and what to do."""
+    """A CA bundle, root or option that cannot be used. The message states the cause and fix."""
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +314,7 @@ def issue_intermediate(
 
 
 def parse_certificates(data, label):
-    """Parse every PEM certificate in ``data``; ``label`` names the file in errors."""
+    """Parse every PEM certificate in ``data``. ``label`` names the file in errors."""
     blocks = _PEM_CERTIFICATE.findall(data or b"")
     if not blocks:
         raise CAError("{0} contains no PEM certificate block.".format(label))
@@ -341,7 +343,7 @@ def parse_single_certificate(data, label):
 
 
 def parse_private_key(data, label):
-    """Parse an unencrypted RSA or ECDSA private key; errors never quote the key."""
+    """Parse an unencrypted RSA or ECDSA private key. Errors never quote the key."""
     try:
         key = serialization.load_pem_private_key(data or b"", password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -413,9 +415,9 @@ def check_validity_period(cert, label, now):
 def check_ca_extensions(cert, label):
     """Raise CAError unless ``cert`` can sign workload certificates that proxies accept.
 
-    istiod checks only the CA flag. A keyUsage without keyCertSign, or an extendedKeyUsage
-    without both serverAuth and clientAuth, passes istiod but makes the proxies reject the
-    workload certificates, without a useful log.
+    istiod checks the CA flag but not keyUsage, and it accepts an extendedKeyUsage of
+    serverAuth only. OpenSSL-based proxies reject the workload certificates of such a CA
+    (test_istio_tls_handshake.py shows both cases), and istiod logs nothing useful.
     """
     if not _is_ca(cert):
         raise CAError(
@@ -588,8 +590,8 @@ def _check_data_keys(files):
     if missing:
         present = ", ".join(sorted(files)) or "none"
         raise CAError(
-            "The data key {0} is missing (data keys present: {1}). istiod treats the "
-            "bundle as incomplete and keeps its self-signed CA.".format(
+            "The data key {0} is missing (data keys present: {1}). istiod reports an "
+            "incomplete signing CA bundle and cannot use it as a plug-in CA.".format(
                 ", ".join("'{0}'".format(key) for key in missing), present
             )
         )
@@ -840,7 +842,7 @@ def detect_phase(bundle, recorded_phase, new_root):
 
 
 def decide(files, recorded_phase, request, root, new_root, now, source):
-    """Return the Plan for the bundle ``files`` (a dict, or None when there is no Secret).
+    """Return the Plan for the bundle ``files``, a dict or None when there is no Secret.
 
     ``root`` and ``new_root`` are RootSources and ``source`` names the Secret in messages.
     Raise CAError when the bundle is invalid or differs from the request and
@@ -857,7 +859,7 @@ def decide(files, recorded_phase, request, root, new_root, now, source):
     drift = _describe_root_drift(bundle, root, new_root, source)
     if drift:
         if request.regenerate in ("full_idempotence", "always"):
-            return _plan_full_replacement(files, request, root, now, drift)
+            return _plan_full_replacement(files, request, root, now, source, drift)
         if request.regenerate == "fail":
             raise CAError(
                 "{0} Nothing was changed. To move the bundle to another root without "
@@ -927,7 +929,7 @@ def _plan_create(request, root, now):
 def _plan_for_invalid(files, request, root, now, source, problem):
     if request.regenerate in ("full_idempotence", "always"):
         plan = _plan_full_replacement(
-            files, request, root, now, "the bundle is invalid: " + problem
+            files, request, root, now, source, "the bundle is invalid: " + problem
         )
         plan.before_problem = problem
         return plan
@@ -938,8 +940,9 @@ def _plan_for_invalid(files, request, root, now, source, problem):
     )
 
 
-def _plan_full_replacement(files, request, root, now, reason):
+def _plan_full_replacement(files, request, root, now, source, reason):
     """Replace the whole bundle with a new intermediate from the root options."""
+    _reject_files_with_crl(files, source)
     authority = root.obtain(request, now)
     intermediate = _issue_for_request(authority, request, None, now)
     previous_roots = parse_roots_leniently(files.get(ROOT_CERT))
@@ -966,7 +969,7 @@ def _plan_new_intermediate(
 ):
     """Issue a new intermediate from the root that signed the current one."""
     authority = _signing_authority(bundle, root, new_root, source, reason)
-    _refuse_with_crl(bundle, source)
+    _reject_files_with_crl(bundle.raw, source)
     intermediate = _issue_for_request(authority, request, bundle, now)
     after = Bundle.issued(
         intermediate,
@@ -1037,7 +1040,7 @@ def _plan_switch_intermediate(bundle, request, new_root, now, source):
                 ", ".join(fingerprint(cert) for cert in bundle.roots),
             )
         )
-    _refuse_with_crl(bundle, source)
+    _reject_files_with_crl(bundle.raw, source)
     authority = new_root.authority
     intermediate = _issue_for_request(authority, request, bundle, now)
     after = Bundle.issued(
@@ -1146,10 +1149,10 @@ def _signing_authority(bundle, root, new_root, source, reason):
     )
 
 
-def _refuse_with_crl(bundle, source):
-    # istiod requires ca-crl.pem to hold a CRL signed by every CA in cert-chain.pem, so a
-    # new intermediate without a new CRL would make istiod reject the whole bundle.
-    if bundle.raw.get(CA_CRL):
+def _reject_files_with_crl(files, source):
+    # istiod requires ca-crl.pem to contain a CRL signed by every CA in cert-chain.pem, so
+    # a new intermediate without a new CRL would make istiod reject the whole bundle.
+    if files.get(CA_CRL):
         raise CAError(
             "{0} has a {1} data key. istiod requires a CRL signed by every CA in {2}, and "
             "this module does not issue CRLs, so a new intermediate would make istiod "

@@ -74,6 +74,12 @@ options:
       - For scheduled rotation, use O(max_age) instead.
     type: bool
     default: false
+  rotate_from_spi:
+    description:
+      - With O(rotate=true), rotate only while the key has this SPI. When the Secret already holds another SPI,
+        another run has rotated the key since the caller read it, and the task keeps that key.
+      - Pass the SPI read before deciding to rotate, so that two rotation runs started together rotate once.
+    type: int
   max_age:
     description:
       - Rotate the key when it is older than this duration, for example V(90d), V(12h) or V(1w2d).
@@ -252,6 +258,7 @@ def argument_spec():
         icv_bits=dict(type="int", choices=[96, 128]),
         rotate=dict(type="bool", default=False),
         max_age=dict(type="str"),
+        rotate_from_spi=dict(type="int"),
         regenerate=dict(type="str", choices=list(REGENERATE_CHOICES), default="fail"),
         return_content=dict(type="bool", default=False),
     )
@@ -297,6 +304,7 @@ def main():
             rotate=params["rotate"],
             max_age=params["max_age"],
             regenerate=params["regenerate"],
+            rotate_from_spi=params["rotate_from_spi"],
         )
         store = ObjectStore(connect(module), "Secret", "v1")
         secret = IPsecKeySecret(store, params["name"], params["namespace"], params["data_key"])

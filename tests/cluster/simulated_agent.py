@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+import urllib3
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kubernetes import client, config
@@ -48,7 +50,9 @@ def wireguard_enabled(core, namespace):
 def new_public_key():
     """Return a fresh X25519 public key in base64, the form WireGuard publishes."""
     public = X25519PrivateKey.generate().public_key()
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = public.public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     return base64.b64encode(raw).decode()
 
 
@@ -66,7 +70,10 @@ def publish_wireguard_key(custom, node_name):
             {
                 "apiVersion": "cilium.io/v2",
                 "kind": "CiliumNode",
-                "metadata": {"name": node_name, "annotations": {WG_ANNOTATION: new_public_key()}},
+                "metadata": {
+                    "name": node_name,
+                    "annotations": {WG_ANNOTATION: new_public_key()},
+                },
                 "spec": {},
             },
         )
@@ -125,18 +132,50 @@ def publish(custom, node_name, spi):
         custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, node_name, body)
 
 
+def publish_all(core, custom, args, started, seen_at):
+    """Publish the current SPI, and WireGuard keys when on, for every node once."""
+    if wireguard_enabled(core, args.namespace):
+        for node in core.list_node().items:
+            publish_wireguard_key(custom, node.metadata.name)
+    spi = read_spi(core, args.namespace, args.secret, args.data_key)
+    now = time.monotonic()
+    stuck_now = args.stuck_for is None or now - started < args.stuck_for
+    if spi is not None:
+        seen_at.setdefault(spi, now)
+        ready = now - seen_at[spi] >= args.delay
+        for node in core.list_node().items:
+            name = node.metadata.name
+            current = published_spi(custom, name)
+            if current == spi:
+                continue
+            if name in args.stuck and stuck_now and current is not None:
+                continue
+            # A node without a CiliumNode publishes at once, like an agent that starts.
+            if ready or current is None:
+                publish(custom, name, spi)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--namespace", default="kube-system")
     parser.add_argument("--secret", default="cilium-ipsec-keys")
     parser.add_argument("--data-key", default="keys")
-    parser.add_argument("--stuck", action="append", default=[], help="node that never updates")
     parser.add_argument(
-        "--stuck-for", type=float, default=None, help="seconds until stuck nodes recover"
+        "--stuck", action="append", default=[], help="node that never updates"
     )
-    parser.add_argument("--delay", type=float, default=2.0, help="seconds before publishing")
-    parser.add_argument("--lifetime", type=float, default=900.0, help="seconds before exiting")
+    parser.add_argument(
+        "--stuck-for",
+        type=float,
+        default=None,
+        help="seconds until stuck nodes recover",
+    )
+    parser.add_argument(
+        "--delay", type=float, default=2.0, help="seconds before publishing"
+    )
+    parser.add_argument(
+        "--lifetime", type=float, default=900.0, help="seconds before exiting"
+    )
     args = parser.parse_args()
 
     config.load_kube_config(config_file=args.kubeconfig)
@@ -146,25 +185,14 @@ def main():
     deadline = started + args.lifetime
     seen_at = {}
     while time.monotonic() < deadline:
-        if wireguard_enabled(core, args.namespace):
-            for node in core.list_node().items:
-                publish_wireguard_key(custom, node.metadata.name)
-        spi = read_spi(core, args.namespace, args.secret, args.data_key)
-        now = time.monotonic()
-        stuck_now = args.stuck_for is None or now - started < args.stuck_for
-        if spi is not None:
-            seen_at.setdefault(spi, now)
-            ready = now - seen_at[spi] >= args.delay
-            for node in core.list_node().items:
-                name = node.metadata.name
-                current = published_spi(custom, name)
-                if current == spi:
-                    continue
-                if name in args.stuck and stuck_now and current is not None:
-                    continue
-                # A node without a CiliumNode publishes at once, like an agent that starts.
-                if ready or current is None:
-                    publish(custom, name, spi)
+        try:
+            publish_all(core, custom, args, started, seen_at)
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+            # The API server may be restarting; an agent retries too.
+            print(
+                "simulated_agent: {0}; retrying".format(type(exc).__name__),
+                file=sys.stderr,
+            )
         time.sleep(1)
 
 

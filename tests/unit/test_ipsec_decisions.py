@@ -49,13 +49,23 @@ def test_missing_secret_honours_key_bits():
 
 
 def test_valid_secret_is_kept():
-    decision = decide(secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX40)), "keys", Request(), NOW)
+    decision = decide(
+        secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX40)),
+        "keys",
+        Request(),
+        NOW,
+    )
     assert decision.action == Decision.KEEP
     assert decision.current.spi == 3
 
 
 def test_existing_aes256_kept_when_key_bits_unset():
-    decision = decide(secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX72)), "keys", Request(), NOW)
+    decision = decide(
+        secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX72)),
+        "keys",
+        Request(),
+        NOW,
+    )
     assert decision.action == Decision.KEEP
     assert decision.current.key_bits == 256
 
@@ -77,13 +87,17 @@ def test_rotate_rolls_15_over_to_1():
 
 
 def test_max_age_young_key_is_kept():
-    secret = secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX40), created_at="2026-12-01T12:00:00Z")
+    secret = secret_with(
+        "3+ rfc4106(gcm(aes)) {0} 128".format(HEX40), created_at="2026-12-01T12:00:00Z"
+    )
     decision = decide(secret, "keys", Request(max_age="7d"), NOW)
     assert decision.action == Decision.KEEP
 
 
 def test_max_age_old_key_is_rotated():
-    secret = secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX40), created_at="2026-09-01T12:00:00Z")
+    secret = secret_with(
+        "3+ rfc4106(gcm(aes)) {0} 128".format(HEX40), created_at="2026-09-01T12:00:00Z"
+    )
     decision = decide(secret, "keys", Request(max_age="90d"), NOW)
     assert decision.action == Decision.ROTATE
     assert decision.key.spi == 4
@@ -122,7 +136,9 @@ def test_unreadable_spi_replaced_with_spi_1():
 
 def test_missing_data_key_names_present_keys():
     secret = secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX40), data_key="key")
-    with pytest.raises(SecretError, match=r"has no data key 'keys' \(data keys present: key\)"):
+    with pytest.raises(
+        SecretError, match=r"has no data key 'keys' \(data keys present: key\)"
+    ):
         decide(secret, "keys", Request(), NOW)
 
 
@@ -146,7 +162,9 @@ def test_size_mismatch_kept_with_regenerate_never():
 
 def test_size_mismatch_replaced_with_full_idempotence():
     secret = secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX40))
-    decision = decide(secret, "keys", Request(key_bits=256, regenerate="full_idempotence"), NOW)
+    decision = decide(
+        secret, "keys", Request(key_bits=256, regenerate="full_idempotence"), NOW
+    )
     assert decision.action == Decision.REPLACE
     assert decision.key.key_bits == 256
     assert decision.key.spi == 4
@@ -167,7 +185,9 @@ def test_regenerate_always_replaces_valid_key():
 
 def test_absent_deletes_existing():
     secret = secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX40))
-    assert decide(secret, "keys", Request(state="absent"), NOW).action == Decision.DELETE
+    assert (
+        decide(secret, "keys", Request(state="absent"), NOW).action == Decision.DELETE
+    )
     assert decide(None, "keys", Request(state="absent"), NOW).action == Decision.KEEP
 
 
@@ -193,7 +213,9 @@ def test_parse_duration_rejects(text):
 def test_build_secret_records_time_and_previous_spi():
     existing = secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX40))
     decision = decide(existing, "keys", Request(rotate=True), NOW)
-    body = build_secret("cilium-ipsec-keys", "kube-system", "keys", decision.key, NOW, existing)
+    body = build_secret(
+        "cilium-ipsec-keys", "kube-system", "keys", decision.key, NOW, existing
+    )
     annotations = body["metadata"]["annotations"]
     assert annotations[CREATED_AT_ANNOTATION] == "2026-12-04T12:00:00Z"
     assert annotations[PREVIOUS_SPI_ANNOTATION] == "3"
@@ -201,3 +223,18 @@ def test_build_secret_records_time_and_previous_spi():
     line = base64.b64decode(body["data"]["keys"]).decode()
     assert line == decision.key.line()
     assert line.startswith("4+ rfc4106(gcm(aes)) ")
+
+
+def test_rotate_from_spi_matching_rotates():
+    secret = secret_with("3+ rfc4106(gcm(aes)) {0} 128".format(HEX40))
+    decision = decide(secret, "keys", Request(rotate=True, rotate_from_spi=3), NOW)
+    assert decision.action == Decision.ROTATE
+    assert decision.key.spi == 4
+
+
+def test_rotate_from_spi_superseded_keeps():
+    secret = secret_with("4+ rfc4106(gcm(aes)) {0} 128".format(HEX40))
+    decision = decide(secret, "keys", Request(rotate=True, rotate_from_spi=3), NOW)
+    assert decision.action == Decision.KEEP
+    assert decision.superseded is True
+    assert decision.reason == "the key is already at SPI 4, not 3: another writer rotated it"

@@ -12,7 +12,9 @@ from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._ipsec_ke
     rotate_key,
 )
 
-KEY_LINE_PATTERN = re.compile(r"^([1-9]|1[0-5])\+ rfc4106\(gcm\(aes\)\) [0-9a-f]{40} 128$")
+KEY_LINE_PATTERN = re.compile(
+    r"^([1-9]|1[0-5])\+ rfc4106\(gcm\(aes\)\) [0-9a-f]{40} 128$"
+)
 HEX40 = "0123456789abcdef0123456789abcdef01234567"
 HEX56 = HEX40 + "89abcdef01234567"
 HEX72 = HEX40 + "89abcdef0123456789abcdef01234567"
@@ -103,7 +105,10 @@ def test_parse_accepts_uppercase_and_0x_prefix():
 
 @pytest.mark.parametrize("hex_value, bits", [(HEX40, 128), (HEX56, 192), (HEX72, 256)])
 def test_parse_key_sizes(hex_value, bits):
-    assert parse_key_line("1+ rfc4106(gcm(aes)) {0} 128".format(hex_value)).key_bits == bits
+    assert (
+        parse_key_line("1+ rfc4106(gcm(aes)) {0} 128".format(hex_value)).key_bits
+        == bits
+    )
 
 
 BAD_LINES = [

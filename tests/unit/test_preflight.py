@@ -14,7 +14,10 @@ from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._prefligh
 
 
 def node(name, kernel):
-    return {"metadata": {"name": name}, "status": {"nodeInfo": {"kernelVersion": kernel}}}
+    return {
+        "metadata": {"name": name},
+        "status": {"nodeInfo": {"kernelVersion": kernel}},
+    }
 
 
 def daemonset(desired=3, updated=3, ready=3, generation=2, observed=2, unavailable=0):
@@ -55,12 +58,20 @@ def test_kernel_version(text, expected):
 
 
 def test_wireguard_kernels_all_new_enough():
-    assert check_wireguard_kernels([node("a", "5.6.0"), node("b", "6.8.0-45-generic")]) == []
+    assert (
+        check_wireguard_kernels([node("a", "5.6.0"), node("b", "6.8.0-45-generic")])
+        == []
+    )
 
 
 def test_wireguard_kernels_lists_each_old_node():
     errors = check_wireguard_kernels(
-        [node("a", "6.8.0"), node("b", "5.4.0-1103-aws"), node("c", "4.18.0-553.el8"), node("d", "")]
+        [
+            node("a", "6.8.0"),
+            node("b", "5.4.0-1103-aws"),
+            node("c", "4.18.0-553.el8"),
+            node("d", ""),
+        ]
     )
     assert errors == [
         "WireGuard needs Linux 5.6 or later on every node, but these nodes run older kernels: "
@@ -106,7 +117,10 @@ def test_node_encryption_native_routing_no_warning():
 
 
 def test_settled_agents_pass():
-    pods = [agent_pod("a", "quay.io/cilium/cilium:v1.20.0"), agent_pod("b", "quay.io/cilium/cilium:v1.20.0")]
+    pods = [
+        agent_pod("a", "quay.io/cilium/cilium:v1.20.0"),
+        agent_pod("b", "quay.io/cilium/cilium:v1.20.0"),
+    ]
     assert check_agents_settled(daemonset(desired=2, updated=2, ready=2), pods) == []
 
 
@@ -155,4 +169,7 @@ def test_nodes_not_on_lists_lagging_and_missing():
         {"metadata": {"name": "a"}, "spec": {"encryption": {"key": 4}}},
         {"metadata": {"name": "b"}, "spec": {"encryption": {"key": 3}}},
     ]
-    assert nodes_not_on(4, ["a", "b", "c"], cilium_nodes) == ["b (SPI 3)", "c (SPI missing)"]
+    assert nodes_not_on(4, ["a", "b", "c"], cilium_nodes) == [
+        "b (SPI 3)",
+        "c (SPI missing)",
+    ]
