@@ -4,9 +4,9 @@
 """Read and write Istio's ``cacerts`` Secret and the root CA files on the controller.
 
 The decisions live in _istio_ca. CacertsSecret applies a Plan through an ObjectStore and
-retries when another writer wins a race. RootFiles keeps a root that the module generated
-in two files on the host that runs the module, with the key in mode 0600 and never in the
-cluster.
+retries when another writer wins a race. RootFiles keeps a root that the module
+generated in two files on the host that runs the module, with the key in mode 0600 and
+never in the cluster.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -41,7 +41,8 @@ from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._k8s_comp
 )
 
 PHASE_ANNOTATION = ANNOTATION_PREFIX + "root-rotation-phase"
-# Each conflicting write (HTTP 409) costs one more read and decision before the module gives up.
+# Each conflicting write (HTTP 409) costs one more read and decision before the module
+# gives up.
 MAX_WRITE_ATTEMPTS = 3
 KEY_FILE_MODE = 0o600
 CERT_FILE_MODE = 0o644
@@ -121,7 +122,7 @@ def _read_file(path):
 
 
 def _write_new_file(path, content, mode):
-    """Write ``content`` to a temporary file and link it to ``path`` unless it exists."""
+    """Write ``content`` to a temporary file, then link it to ``path`` unless taken."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise SecretError(
@@ -154,7 +155,7 @@ def _write_new_file(path, content, mode):
 def root_source(kind, cert_pem, key_pem, cert_path, key_path, now):
     """Build the RootSource for the root or new root options.
 
-    ``kind`` is ``root`` or ``new root``. PEM content wins over paths; the module's
+    ``kind`` is ``root`` or ``new root``. PEM content wins over paths, and the module's
     argument spec makes the two mutually exclusive. Return the source and the RootFiles
     behind it, or None for the files when the root comes from content or is not given.
     """
@@ -226,7 +227,7 @@ def _secret_name(secret):
 
 
 def build_secret(name, namespace, plan, existing=None):
-    """Build the Secret body for ``plan``, keeping the existing object's other fields."""
+    """Build the Secret body for ``plan``, keeping the other fields of ``existing``."""
     if existing is None:
         metadata = {"name": name, "namespace": namespace}
         secret_type = "Opaque"
@@ -266,7 +267,10 @@ class CacertsSecret:
         self.source = "Secret {0}/{1}".format(namespace, name)
 
     def ensure(self, request, root, new_root, now_function):
-        """Converge the Secret and return a Result, retrying when another writer wins a race."""
+        """Converge the Secret and return a Result.
+
+        When another writer wins a race, read the Secret again and decide anew.
+        """
         original = self.store.get(self.name, self.namespace)
         secret = original
         for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
@@ -316,8 +320,8 @@ class CacertsSecret:
     def _persist_generated_roots(self, plan):
         """Write the roots this plan generated to their files, except in a dry run.
 
-        The files are written before the Secret, so that a root the cluster trusts always
-        has its key on disk.
+        The files are written before the Secret, so that a root the cluster trusts
+        always has its key on disk.
         """
         for source in plan.generated:
             if not self.store.dry_run:

@@ -4,16 +4,17 @@
 """Build, validate, renew and rotate an Istio plug-in CA bundle.
 
 A plug-in CA bundle is the content of the ``cacerts`` Secret that istiod reads from
-``/etc/cacerts``. It contains the intermediate's certificate (``ca-cert.pem``) and private
-key (``ca-key.pem``), and the trust bundle of one or more roots (``root-cert.pem``). The
-fourth file, ``cert-chain.pem``, is the chain that istiod hands to workloads: the
-intermediate first, then any further intermediates, then the root.
+``/etc/cacerts``. It contains the intermediate's certificate (``ca-cert.pem``) and
+private key (``ca-key.pem``), and the trust bundle of one or more roots
+(``root-cert.pem``). The fourth file, ``cert-chain.pem``, is the chain that istiod hands
+to workloads: the intermediate first, then any further intermediates, then the root.
 
-validate_bundle() checks a bundle the way istiod does (the chain verifies to a root, the key
-matches, the intermediate is a CA, nothing has expired) and adds the checks istiod skips but
-proxies need (keyCertSign, no serverAuth-only extended key usage). decide() turns the current
-bundle and the requested options into a Plan: create, keep, renew, rotate_root or replace.
-This file does no I/O; the only side effect is drawing keys from the operating system's CSPRNG.
+validate_bundle() checks a bundle the way istiod does (the chain verifies to a root, the
+key matches, the intermediate is a CA, nothing has expired) and adds the checks istiod
+skips but proxies need (keyCertSign, no serverAuth-only extended key usage). decide()
+turns the current bundle and the requested options into a Plan: create, keep, renew,
+rotate_root or replace. This file does no I/O. Its only side effect is drawing keys from
+the operating system's CSPRNG.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -45,18 +46,18 @@ INTERMEDIATE_COMMON_NAME = "Intermediate CA"
 # RFC 5280 upper bounds for the subject attributes the module writes.
 MAX_LOCALITY_LENGTH = 128
 MAX_ORGANIZATION_LENGTH = 64
-# New certificates start this long before the time of issue, so that a host whose clock is
-# a few minutes behind still accepts them.
+# New certificates start this long before the time of issue, so that a host whose clock
+# is a few minutes behind still accepts them.
 CLOCK_SKEW_SECONDS = 300
 
 # The same words as the regenerate option of cilium_ipsec_key and community.crypto.
 REGENERATE_CHOICES = ("never", "fail", "full_idempotence", "always")
 
 # istiod chart values that Istio's own root rotation test sets
-# (tests/integration/security/cacert_rotation in istio/istio). Without ISTIO_MULTIROOT_MESH
-# istiod rejects a root-cert.pem that adds or drops a root. PROXY_CONFIG_XDS_AGENT lets
-# running proxies take config updates over xDS, which vendor write-ups name as the way they
-# get the new trust bundle without a restart.
+# (tests/integration/security/cacert_rotation in istio/istio). Without
+# ISTIO_MULTIROOT_MESH istiod rejects a root-cert.pem that adds or drops a root.
+# PROXY_CONFIG_XDS_AGENT lets running proxies take config updates over xDS, which vendor
+# write-ups name as the way they get the new trust bundle without a restart.
 ROTATION_ISTIOD_VALUES = {
     "pilot": {"env": {"ISTIO_MULTIROOT_MESH": "true"}},
     "meshConfig": {
@@ -78,7 +79,7 @@ _UTC = datetime.timezone.utc
 
 
 class CAError(Exception):
-    """A CA bundle, root or option that cannot be used. The message states the cause and fix."""
+    """A bundle, root or option that cannot be used. The message gives cause and fix."""
 
 
 # ---------------------------------------------------------------------------
@@ -273,10 +274,10 @@ def issue_intermediate(
     """Issue a per-cluster intermediate CA signed by ``root`` and return it.
 
     The certificate carries the extensions istiod and the proxies need: a critical
-    basicConstraints CA:TRUE with pathlen 0, a critical keyUsage with keyCertSign, cRLSign
-    and digitalSignature, no extendedKeyUsage, and key identifiers. It never outlives the
-    root. The DNS name istiod.<namespace>.svc matches the certificates Istio's own tooling
-    issues.
+    basicConstraints CA:TRUE with pathlen 0, a critical keyUsage with keyCertSign,
+    cRLSign and digitalSignature, no extendedKeyUsage, and key identifiers. It never
+    outlives the root. The DNS name istiod.<namespace>.svc matches the certificates
+    Istio's own tooling issues.
     """
     key = generate_private_key(key_type)
     subject = x509.Name(
@@ -482,9 +483,9 @@ def check_root(cert, label, now):
 class Bundle:
     """The four files of a plug-in CA bundle, parsed.
 
-    ``chain`` is cert-chain.pem with the intermediate first. ``issuing_root`` is the root in
-    ``roots`` that the chain verifies to. ``raw`` keeps the bytes a file was read with, so
-    that a file the module does not change is written back unchanged.
+    ``chain`` is cert-chain.pem with the intermediate first. ``issuing_root`` is the
+    root in ``roots`` that the chain verifies to. ``raw`` keeps the bytes a file was
+    read with, so that a file the module does not change is written back unchanged.
     """
 
     def __init__(self, intermediate, chain, roots, issuing_root, raw=None):
@@ -551,7 +552,8 @@ def _pem_concat(certs):
 def validate_bundle(files, now):
     """Parse and check a bundle the way istiod does, and return it as a Bundle.
 
-    ``files`` maps data keys to their bytes. Raise CAError naming the first defect found.
+    ``files`` maps data keys to their bytes. Raise CAError naming the first defect
+    found.
     """
     _check_data_keys(files)
     ca_cert = parse_single_certificate(files[CA_CERT], CA_CERT)
@@ -652,7 +654,7 @@ def _verify_chain(chain, roots, now):
 
 
 def load_authority(cert_pem, key_pem, label, now):
-    """Parse and check a root CA given by the user; ``label`` names its options."""
+    """Parse and check a root CA given by the user. ``label`` names its options."""
     cert = parse_single_certificate(cert_pem, "The certificate of " + label)
     key = parse_private_key(key_pem, "The private key of " + label)
     if not key_matches_certificate(key, cert):
@@ -694,24 +696,8 @@ class Request:
         _check_subject_value("cluster_name", cluster_name, MAX_LOCALITY_LENGTH)
         if organization is not None:
             _check_subject_value("organization", organization, MAX_ORGANIZATION_LENGTH)
-        if key_type is not None and key_type not in KEY_TYPES:
-            raise CAError(
-                "key_type {0!r} is invalid. Use one of {1}.".format(
-                    key_type, ", ".join(KEY_TYPES)
-                )
-            )
-        if regenerate not in REGENERATE_CHOICES:
-            raise CAError(
-                "regenerate {0!r} is invalid. Use one of {1}.".format(
-                    regenerate, ", ".join(REGENERATE_CHOICES)
-                )
-            )
-        if rotate_root and regenerate == "always":
-            raise CAError(
-                "rotate_root cannot be combined with regenerate=always, because a new "
-                "intermediate on every run would skip the rotation phases. Set "
-                "regenerate to fail while you rotate the root."
-            )
+        _check_choices(key_type, regenerate, rotate_root)
+
         self.cluster_name = cluster_name
         self.namespace = namespace
         self.organization = organization
@@ -733,6 +719,27 @@ class Request:
         self.regenerate = regenerate
 
 
+def _check_choices(key_type, regenerate, rotate_root):
+    if key_type is not None and key_type not in KEY_TYPES:
+        raise CAError(
+            "key_type {0!r} is invalid. Use one of {1}.".format(
+                key_type, ", ".join(KEY_TYPES)
+            )
+        )
+    if regenerate not in REGENERATE_CHOICES:
+        raise CAError(
+            "regenerate {0!r} is invalid. Use one of {1}.".format(
+                regenerate, ", ".join(REGENERATE_CHOICES)
+            )
+        )
+    if rotate_root and regenerate == "always":
+        raise CAError(
+            "rotate_root cannot be combined with regenerate=always, because a new "
+            "intermediate on every run would skip the rotation phases. Set "
+            "regenerate to fail while you rotate the root."
+        )
+
+
 def _check_subject_value(option, value, maximum):
     if not value or not value.strip():
         raise CAError("{0} is empty. Give a non-empty name.".format(option))
@@ -745,12 +752,12 @@ def _check_subject_value(option, value, maximum):
 
 
 class RootSource:
-    """Where a root CA comes from: loaded, generated on first use, or not given.
+    """The source of a root CA: loaded, generated on first use, or not given.
 
-    ``kind`` is ``root`` or ``new root`` and ``options`` names the options that supply it.
-    ``persist`` is set when the root comes from files; the backend calls it to write a
-    root that this run generated. After a run that generated the root, ``generated`` holds
-    it.
+    ``kind`` is ``root`` or ``new root`` and ``options`` names the options that supply
+    it. ``persist`` is set when the root comes from files. The backend calls it to write
+    a root that this run generated. After a run that generated the root, ``generated``
+    contains it.
     """
 
     def __init__(self, kind, options, authority=None, can_generate=False, persist=None):
@@ -787,7 +794,7 @@ class RootSource:
         return self.generated
 
     def mark_persisted(self):
-        """Use the generated root from now on as if it had been loaded from its files."""
+        """Treat the generated root from now on as if it had been loaded from files."""
         self.authority = self.generated
         self.can_generate = False
 
@@ -798,7 +805,7 @@ class RootSource:
 
 
 class Plan:
-    """What a run does to the bundle, and why."""
+    """The operation a run applies to the bundle, its reason and the result."""
 
     CREATE = "create"
     KEEP = "keep"
@@ -826,10 +833,10 @@ class Plan:
 def detect_phase(bundle, recorded_phase, new_root):
     """Return the root rotation phase (1 to 4) that ``bundle`` is in.
 
-    With one root the bundle is in phase 1, or in phase 4 when the annotation says that a
-    rotation ended there. With several roots the new one is the root from the new root
-    options when it is in the trust bundle, else the last one, and the phase is 3 once
-    that root has signed the intermediate and 2 before.
+    With one root the bundle is in phase 1, or in phase 4 when the annotation records
+    that a rotation ended there. With several roots the new one is the root from the new
+    root options when it is in the trust bundle, else the last one, and the phase is 3
+    once that root has signed the intermediate and 2 before.
     """
     if len(bundle.roots) == 1:
         return 4 if recorded_phase == 4 else 1
@@ -844,8 +851,8 @@ def detect_phase(bundle, recorded_phase, new_root):
 def decide(files, recorded_phase, request, root, new_root, now, source):
     """Return the Plan for the bundle ``files``, a dict or None when there is no Secret.
 
-    ``root`` and ``new_root`` are RootSources and ``source`` names the Secret in messages.
-    Raise CAError when the bundle is invalid or differs from the request and
+    ``root`` and ``new_root`` are RootSources and ``source`` names the Secret in
+    messages. Raise CAError when the bundle is invalid or differs from the request and
     ``regenerate`` does not allow replacing it, or when a needed root is missing.
     """
     if files is None:
@@ -1105,7 +1112,10 @@ def _record_generated(plan, source):
 
 
 def _issue_for_request(authority, request, current, now):
-    """Issue an intermediate; unset options keep the values of ``current``."""
+    """Issue an intermediate for ``request``.
+
+    Options that the request leaves unset keep their values from ``current``.
+    """
     key_type = request.key_type
     organization = request.organization
     if current is not None:
@@ -1150,8 +1160,8 @@ def _signing_authority(bundle, root, new_root, source, reason):
 
 
 def _reject_files_with_crl(files, source):
-    # istiod requires ca-crl.pem to contain a CRL signed by every CA in cert-chain.pem, so
-    # a new intermediate without a new CRL would make istiod reject the whole bundle.
+    # istiod requires ca-crl.pem to contain a CRL signed by every CA in cert-chain.pem,
+    # so a new intermediate without a new CRL would make istiod reject the whole bundle.
     if files.get(CA_CRL):
         raise CAError(
             "{0} has a {1} data key. istiod requires a CRL signed by every CA in {2}, and "
@@ -1234,7 +1244,7 @@ def _renewal_reason(bundle, request, now):
 
 
 def _expiry_warnings(bundle, request, phase, now):
-    """Warn when the root expires within renew_before, unless a rotation is under way."""
+    """Warn when the root expires within renew_before, unless a rotation runs."""
     if request.rotate_root or phase in (2, 3):
         return []
     root = bundle.issuing_root

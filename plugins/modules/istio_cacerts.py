@@ -142,7 +142,7 @@ options:
         a new intermediate from that root, which changes the trust bundle in one step, so istiod and every
         workload then need a restart. A valid bundle whose intermediate differs gets a new intermediate
         from the same root, which istiod loads live.
-      - V(always) issues a new intermediate on every run; it is not idempotent.
+      - V(always) issues a new intermediate on every run, so it is not idempotent.
     type: str
     choices: [never, fail, full_idempotence, always]
     default: fail
@@ -310,7 +310,7 @@ intermediate:
       type: str
       sample: "2027-12-04T08:05:00Z"
     days_to_expiry:
-      description: Whole days from the task until RV(intermediate.not_after); negative once expired.
+      description: Whole days from the task until RV(intermediate.not_after), negative once expired.
       type: int
       sample: 365
     key_type:

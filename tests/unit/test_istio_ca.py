@@ -1,7 +1,7 @@
-"""Unit tests for the Istio plug-in CA: building, validating, renewing and rotating bundles.
+"""Unit tests for the Istio plug-in CA: build, validate, renew and rotate bundles.
 
-Every certificate here is real X.509, built with cryptography. Time is a fixed NOW, passed
-in explicitly, so validity checks are exact.
+Every certificate here is real X.509, built with cryptography. Time is a fixed NOW,
+passed in explicitly, so validity checks are exact.
 """
 
 import base64
@@ -82,7 +82,7 @@ def custom_ca_cert(
     not_before_at=NOW - DAY,
     not_after_at=NOW + 365 * DAY,
 ):
-    """Sign a CA certificate with chosen defects; ``issuer`` None makes it self-signed."""
+    """Sign a CA certificate with chosen defects. ``issuer`` None means self-signed."""
     key = key or ec.generate_private_key(ec.SECP256R1())
     subject = subject or x509.Name(
         [

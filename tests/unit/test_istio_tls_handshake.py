@@ -1,12 +1,12 @@
-"""Mutual TLS handshakes between workload certificates issued from the module's intermediate.
+"""Mutual TLS handshakes with workload certificates from the module's intermediate.
 
-sign_workload_certificate() signs a leaf the way istiod does: an ECDSA P-256 key, the SPIFFE
-identity as the only subject alternative name, serverAuth and clientAuth, a short lifetime.
-Two sockets on 127.0.0.1 then run a real TLS handshake with Python's ssl module (OpenSSL):
-the server requires a client certificate, both sides verify against root-cert.pem, and each
-presents its leaf followed by the intermediate. Every socket operation has a timeout and the
-server thread is joined with a timeout, so a broken handshake fails the test instead of
-hanging it.
+sign_workload_certificate() signs a leaf the way istiod does: an ECDSA P-256 key, the
+SPIFFE identity as the only subject alternative name, serverAuth and clientAuth, a short
+lifetime. Two sockets on 127.0.0.1 then run a real TLS handshake with Python's ssl
+module (OpenSSL): the server requires a client certificate, both sides verify against
+root-cert.pem, and each presents its leaf followed by the intermediate. Every socket
+operation has a timeout and the server thread is joined with a timeout, so a broken
+handshake fails the test instead of hanging it.
 """
 
 import datetime
@@ -116,12 +116,13 @@ class Workload:
             handle.write(trust_bundle_pem)
 
     def context(self, purpose):
-        """Build an SSLContext that presents this workload and requires the peer's chain."""
+        """Build an SSLContext that presents this workload and verifies the peer."""
         protocol = (
             ssl.PROTOCOL_TLS_SERVER if purpose == "server" else ssl.PROTOCOL_TLS_CLIENT
         )
         context = ssl.SSLContext(protocol)
-        # Istio checks the peer's SPIFFE URI, not a host name. The tests compare it below.
+        # Istio checks the peer's SPIFFE URI, not a host name. The tests compare it
+        # below.
         context.check_hostname = False
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=self.trust_path)
@@ -136,7 +137,10 @@ def peer_identity(peer_cert):
 
 
 class HandshakeOutcome:
-    """What the server and the client saw; an error stays None when that side succeeded."""
+    """The errors and peer identities that the server and the client saw.
+
+    An error stays None when that side succeeded.
+    """
 
     def __init__(self):
         self.server_error = None
@@ -147,7 +151,10 @@ class HandshakeOutcome:
 
 
 def run_handshake(server, client):
-    """Connect ``client`` to ``server`` on 127.0.0.1, exchange one message, return the outcome."""
+    """Connect ``client`` to ``server`` on 127.0.0.1 and exchange one message.
+
+    Return a HandshakeOutcome with what each side saw.
+    """
     outcome = HandshakeOutcome()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.settimeout(TIMEOUT_SECONDS)
@@ -303,7 +310,7 @@ def test_client_rejects_server_from_other_root(tmp_path, mesh, other_mesh):
 
 
 def test_server_auth_only_intermediate_breaks_client_auth(tmp_path, mesh):
-    """Show why validation rejects a serverAuth-only intermediate: OpenSSL rejects it."""
+    """Show why validation rejects a serverAuth-only intermediate."""
     server_only = defective_intermediate(
         mesh, x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
     )
@@ -318,7 +325,7 @@ def test_server_auth_only_intermediate_breaks_client_auth(tmp_path, mesh):
 
 
 def test_intermediate_without_key_cert_sign_breaks_mtls(tmp_path, mesh):
-    """Show why validation requires keyCertSign: OpenSSL rejects the chain without it."""
+    """Show why validation requires keyCertSign in the intermediate."""
     no_signing = defective_intermediate(
         mesh,
         x509.KeyUsage(
@@ -377,7 +384,7 @@ def test_rotation_keeps_old_and_new_workloads_talking(tmp_path):
     but trusts both roots. A workload that renewed in phase 3 has a certificate from the
     new intermediate. They must accept each other in both directions. A proxy that never
     got the phase 2 trust bundle must reject the new intermediate. That is why phase 2
-    comes first and why next_step tells the user to wait before phase 3.
+    comes first and why next_step advises waiting before phase 3.
     """
     now = utc_now()
     request = ca.Request("c1", key_type="ecdsa_p256", rotate_root=True)
