@@ -103,6 +103,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
@@ -114,6 +115,7 @@ attributes:
     details:
       - The diff shows the SPI, algorithm, key size, ICV, fingerprint and creation time, never the key material.
   idempotent:
+    description: Whether a second run with the same options reports no change.
     support: partial
     details:
       - O(rotate=true) and O(regenerate=always) change the key on every run.

@@ -53,6 +53,7 @@ options:
     type: str
     default: keys
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
@@ -62,6 +63,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: Whether a second run with the same options reports no change.
     support: full
 notes:
   - Kernel versions come from the API, as each kubelet reports them; the module cannot check kernel modules or

@@ -81,6 +81,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
@@ -91,6 +92,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: Whether a second run with the same options reports no change.
     support: full
 notes:
   - On the local test control plane of this collection every node is a kwok node. No agent runs there and

@@ -154,6 +154,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
@@ -168,6 +169,7 @@ attributes:
       - The diff shows the phase and, for every certificate, the subject, issuer, serial, SHA-256
         fingerprint and validity period, never a private key.
   idempotent:
+    description: Whether a second run with the same options reports no change.
     support: partial
     details:
       - O(rotate_root=true) changes the bundle on each run until phase 4, and O(regenerate=always) on every

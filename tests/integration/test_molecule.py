@@ -67,7 +67,9 @@ def test_molecule_local_scenario_passes(tmp_path):
     # A fresh ephemeral directory per run, so that a state file left by an interrupted run by
     # hand cannot make molecule skip create.
     ephemeral_dir = str(tmp_path / "ephemeral")
-    returncode, output = run_molecule("test", "-s", "local", ephemeral_dir=ephemeral_dir)
+    returncode, output = run_molecule(
+        "test", "-s", "local", ephemeral_dir=ephemeral_dir
+    )
     assert returncode == 0, output[-6000:]
     # The DETAILS section molecule prints at the end has one line per step.
     for step in ("create", "converge", "idempotence", "verify", "destroy"):
