@@ -51,6 +51,29 @@ class SecretError(Exception):
     """A condition the user has to resolve; the message says what and how."""
 
 
+def check_location(name, namespace, data_key):
+    """Raise SecretError for an empty Secret name, namespace or data key.
+
+    The Kubernetes client treats an empty name as a list request, and an empty namespace as a
+    programming error, so neither reaches the API server with a useful message.
+    """
+    if not namespace:
+        raise SecretError(
+            "namespace '' is empty: set it to the namespace of the Cilium agents, for example "
+            "kube-system."
+        )
+    if not name:
+        raise SecretError(
+            "name '' is empty: set it to the Helm value encryption.ipsec.secretName, for "
+            "example cilium-ipsec-keys."
+        )
+    if not data_key:
+        raise SecretError(
+            "data_key '' is empty: set it to the Helm value encryption.ipsec.keyFile, for "
+            "example keys."
+        )
+
+
 def parse_duration(text):
     """Convert a duration such as ``90d``, ``12h`` or ``1w2d`` to seconds."""
     match = _DURATION.match(text or "")

@@ -239,6 +239,7 @@ from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._ipsec_se
     IPsecKeySecret,
     Request,
     SecretError,
+    check_location,
 )
 from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._k8s_compat import (
     ApiError,
@@ -299,6 +300,7 @@ def main():
     )
     params = module.params
     try:
+        check_location(params["name"], params["namespace"], params["data_key"])
         request = Request(
             state=params["state"],
             key_bits=params["key_bits"],

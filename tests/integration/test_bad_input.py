@@ -1,4 +1,4 @@
-"""Bad input to the cilium_ipsec_key module and the roles: one clear error, no change on the cluster.
+"""Bad input to the cilium_ipsec_key module and the roles: one clear error, no cluster change.
 
 Every row runs on a control plane of this file's own, on which the fixture has installed the
 stand-in Istio charts, so the snapshots also cover an existing PeerAuthentication. A row's setup
@@ -9,14 +9,18 @@ second, so the two snapshots show only what the failing run changed.
 import base64
 import dataclasses
 import json
+import os
+import re
+import subprocess
 import time
 import typing
 
 import pytest
 
-from harness import kubectl_runner, run_module, run_playbook
+from harness import bin_dir, kubectl_runner, run_module, run_playbook
 
 MODULE = "kubecrypt.pod_encryption.cilium_ipsec_key"
+HELM = os.path.join(bin_dir(), "helm")
 CILIUM = "playbooks/cilium.yml"
 ISTIO = "playbooks/istio.yml"
 SITE = "playbooks/site.yml"
@@ -37,6 +41,11 @@ FILTER_ERROR = (
     "Task failed: Finalization of task args for 'ansible.builtin.set_fact' failed: Error while "
     "resolving value for 'cilium_encryption__values': The filter plugin "
     "'kubecrypt.pod_encryption.cilium_values' failed: "
+)
+# "fatal: [localhost]: FAILED! => {...}" for a task, "failed: [localhost] (item=...) => {...}"
+# for one item of a loop.
+FAILURE_LINE = re.compile(
+    r"^(?:fatal: \[[^\]]+\]: FAILED!|failed: \[[^\]]+\] \(item=.*?\)) => (?P<result>\{.*\})$"
 )
 UNREACHABLE = (
     "Failed to connect to the Kubernetes API: the Kubernetes API server cannot be reached "
@@ -76,12 +85,13 @@ class BadInput:
     module_args: typing.Optional[dict] = None
     playbook: typing.Optional[str] = None
     extra_vars: dict = dataclasses.field(default_factory=dict)
-    # Data of the Secret that setup creates, data key to text; {} creates a Secret without data.
+    # Data of the Secret that setup creates, mapping data key to text. An empty dict creates a
+    # Secret without data, and None creates no Secret.
     secret_data: typing.Optional[dict] = None
     secret_namespace: str = SECRET_NAMESPACE
     unreachable: bool = False
-    # Converge the fixture's Istio install again afterwards (for rows that change the cluster).
-    restore_istio: bool = False
+    # Roll the istiod Helm release back afterwards if the row upgraded it.
+    restore_istiod: bool = False
     xfail: typing.Optional[str] = None
 
 
@@ -100,7 +110,9 @@ def module_row(name, arguments, expected, **fields):
 
 
 def role_row(name, playbook, extra_vars, expected, **fields):
-    return BadInput(name=name, expected=expected, playbook=playbook, extra_vars=extra_vars, **fields)
+    return BadInput(
+        name=name, expected=expected, playbook=playbook, extra_vars=extra_vars, **fields
+    )
 
 
 KEY_LINE_ROWS = [
@@ -257,8 +269,8 @@ MODULE_OPTION_ROWS = [
     module_row(
         "secret-name-not-dns",
         {"namespace": SECRET_NAMESPACE, "name": "Bad_Name"},
-        "Failed to create Secret {0}/Bad_Name: HTTP 422: Secret \"Bad_Name\" is invalid: "
-        "metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must "
+        'Failed to create Secret {0}/Bad_Name: HTTP 422: Secret "Bad_Name" is invalid: '
+        'metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain must '
         "consist of lower case alphanumeric characters, '-' or '.', and must start and end with "
         "an alphanumeric character (e.g. 'example.com', regex used for validation is "
         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".format(
@@ -270,14 +282,12 @@ MODULE_OPTION_ROWS = [
         {"namespace": ""},
         "namespace '' is empty: set it to the namespace of the Cilium agents, for example "
         "kube-system.",
-        xfail="uncaught ValueError from the kubernetes client; message names no option or fix",
     ),
     module_row(
         "secret-name-empty",
         {"namespace": SECRET_NAMESPACE, "name": ""},
         "name '' is empty: set it to the Helm value encryption.ipsec.secretName, for example "
         "cilium-ipsec-keys.",
-        xfail="an empty name lists all Secrets and reports 'Secret None/None has no data key'",
     ),
     module_row(
         "api-unreachable",
@@ -426,7 +436,9 @@ ISTIO_ROLE_ROWS = [
         "mtls-mode-lower-case",
         ISTIO,
         {"istio_mtls_mode": "strict"},
-        ARGUMENT_ERROR + "value of istio_mtls_mode must be one of: STRICT, PERMISSIVE, got: strict",
+        ARGUMENT_ERROR
+        + "value of istio_mtls_mode must be one of: STRICT, PERMISSIVE, DISABLE, UNSET, got: "
+        "strict",
     ),
     role_row(
         "namespace-mode-typo",
@@ -449,7 +461,7 @@ ISTIO_ROLE_ROWS = [
         dict(ISTIO_BASELINE, istio_mtls_root_namespace="nope"),
         "Namespace nope in istio_mtls_root_namespace does not exist. Create it first or set "
         "istio_mtls_root_namespace to the namespace of istiod, istio-system by default.",
-        restore_istio=True,
+        restore_istiod=True,
         xfail="preflight does not check the root namespace: istiod is upgraded, then the "
         "PeerAuthentication apply fails with a raw API status document",
     ),
@@ -481,14 +493,16 @@ def cluster(empty_cluster):
     """Converge the stand-in Istio charts and create the namespace for the Secret rows."""
     kubectl = kubectl_runner(empty_cluster)
     kubectl("create", "namespace", SECRET_NAMESPACE)
+
     # The root CA ConfigMap appears shortly after the namespace, and must not appear mid-row.
-    wait_until(
-        lambda: kubectl(
+    def root_ca_present():
+        found = kubectl(
             "get", "configmap", "kube-root-ca.crt", "-n", SECRET_NAMESPACE, check=False
-        ).returncode == 0,
-        60,
-        "kube-root-ca.crt in " + SECRET_NAMESPACE,
-    )
+        )
+        return found.returncode == 0
+
+    wait_until(root_ca_present, 60, "kube-root-ca.crt in " + SECRET_NAMESPACE)
+
     installed = run_playbook(ISTIO, empty_cluster, ISTIO_BASELINE)
     assert installed.returncode == 0, installed.stdout[-3000:]
     return empty_cluster
@@ -519,11 +533,21 @@ def nowhere_kubeconfig(tmp_path_factory):
 
 
 def snapshot(kubectl):
-    """Return (kind, namespace, name, resourceVersion) of every object the rows could change."""
-    kinds = SNAPSHOT_KINDS
-    if kubectl("get", "crd", PEER_AUTHENTICATION_CRD, check=False).returncode == 0:
-        kinds += "," + PEER_AUTHENTICATION_CRD
-    listed = kubectl("get", kinds, "--all-namespaces", "-o", "json")
+    """Return (kind, namespace, name, resourceVersion) of every object the rows could change.
+
+    PeerAuthentications are included when their CRD exists. Without the CRD the first kubectl
+    call fails, and a second one lists the other kinds.
+    """
+    listed = kubectl(
+        "get",
+        SNAPSHOT_KINDS + "," + PEER_AUTHENTICATION_CRD,
+        "--all-namespaces",
+        "-o",
+        "json",
+        check=False,
+    )
+    if not isinstance(listed, dict):
+        listed = kubectl("get", SNAPSHOT_KINDS, "--all-namespaces", "-o", "json")
     return {
         (
             item["kind"],
@@ -533,6 +557,24 @@ def snapshot(kubectl):
         )
         for item in listed["items"]
     }
+
+
+def istiod_revision(kubeconfig):
+    """Return the revision number of the istiod Helm release."""
+    status = subprocess.run(
+        [HELM, "--kubeconfig", kubeconfig, "status", "istiod", "-n", "istio-system", "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return json.loads(status.stdout)["version"]
+
+
+def roll_back_istiod(kubeconfig, revision):
+    command = [HELM, "--kubeconfig", kubeconfig]
+    command += "rollback istiod {0} -n istio-system --wait".format(revision).split(" ")
+    subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
 
 
 def create_secret(kubectl, namespace, data):
@@ -546,17 +588,17 @@ def create_secret(kubectl, namespace, data):
 
 
 def failure_messages(stdout):
-    """Return the msg of each 'fatal: [host]: FAILED! => {...}' line of ansible-playbook."""
+    """Return the msg of each failed task or loop item that ansible-playbook printed."""
     messages = []
     for output_line in stdout.splitlines():
-        if output_line.startswith("fatal: ") and " FAILED! => " in output_line:
-            result = json.loads(output_line.split(" FAILED! => ", 1)[1])
-            messages.append(result.get("msg", ""))
+        match = FAILURE_LINE.match(output_line)
+        if match:
+            messages.append(json.loads(match.group("result")).get("msg", ""))
     return messages
 
 
 def run_row(row, kubeconfig):
-    """Run the row's module or playbook; return (failed, messages, all output)."""
+    """Run the row's module or playbook and return (failed, messages, all output)."""
     if row.module_args is not None:
         result, process = run_module(MODULE, row.module_args, kubeconfig)
         messages = [result["msg"]] if "msg" in result else []
@@ -570,6 +612,8 @@ def test_bad_input_rejected(row, cluster, kubectl, nowhere_kubeconfig):
     kubeconfig = nowhere_kubeconfig if row.unreachable else cluster
     if row.secret_data is not None:
         create_secret(kubectl, row.secret_namespace, row.secret_data)
+    if row.restore_istiod:
+        revision_before = istiod_revision(cluster)
     try:
         before = snapshot(kubectl)
         failed, messages, output = run_row(row, kubeconfig)
@@ -577,9 +621,8 @@ def test_bad_input_rejected(row, cluster, kubectl, nowhere_kubeconfig):
     finally:
         if row.secret_data is not None:
             kubectl("delete", "secret", SECRET_NAME, "-n", row.secret_namespace)
-        if row.restore_istio:
-            restored = run_playbook(ISTIO, cluster, ISTIO_BASELINE)
-            assert restored.returncode == 0, restored.stdout[-3000:]
+        if row.restore_istiod and istiod_revision(cluster) != revision_before:
+            roll_back_istiod(cluster, revision_before)
 
     assert failed, output[-3000:]
     assert len(messages) == 1, output[-3000:]

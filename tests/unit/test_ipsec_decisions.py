@@ -238,3 +238,20 @@ def test_rotate_from_spi_superseded_keeps():
     assert decision.action == Decision.KEEP
     assert decision.superseded is True
     assert decision.reason == "the key is already at SPI 4, not 3: another writer rotated it"
+
+
+@pytest.mark.parametrize(
+    "name, namespace, data_key, message",
+    [
+        ("s", "", "keys", "namespace '' is empty"),
+        ("", "kube-system", "keys", "name '' is empty"),
+        ("s", "kube-system", "", "data_key '' is empty"),
+    ],
+)
+def test_check_location_rejects_empty(name, namespace, data_key, message):
+    from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._ipsec_secret import (
+        check_location,
+    )
+
+    with pytest.raises(SecretError, match=message):
+        check_location(name, namespace, data_key)
