@@ -30,9 +30,13 @@ def _reraise(function, *args):
         raise AnsibleFilterError(str(exc))
 
 
-def mesh_peer_authentications(mesh_mode, root_ns, namespaces=None, workload_policies=None):
+def mesh_peer_authentications(
+    mesh_mode, root_ns, namespaces=None, workload_policies=None
+):
     """Return the PeerAuthentication definitions for the mesh, namespaces and workloads."""
-    return _reraise(peer_authentications, mesh_mode, root_ns, namespaces, workload_policies)
+    return _reraise(
+        peer_authentications, mesh_mode, root_ns, namespaces, workload_policies
+    )
 
 
 def mesh_enrolment_labels(enabled, profile, revision):
@@ -40,10 +44,17 @@ def mesh_enrolment_labels(enabled, profile, revision):
     return _reraise(enrolment_labels, profile, revision, enabled)
 
 
-def mesh_istiod_values(values, default_root_namespace, revision, profile, rotation_values=None):
+def mesh_istiod_values(
+    values, default_root_namespace, revision, profile, rotation_values=None
+):
     """Return the istiod chart values with the root namespace, revision and profile set."""
     return _reraise(
-        istiod_values, values, default_root_namespace, revision, profile, rotation_values
+        istiod_values,
+        values,
+        default_root_namespace,
+        revision,
+        profile,
+        rotation_values,
     )
 
 

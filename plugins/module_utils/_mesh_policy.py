@@ -109,12 +109,16 @@ def peer_authentications(mesh_mode, root_namespace, namespaces, workload_policie
     Raise MeshPolicyError on a request that Istio would ignore or reject.
     """
     _check_mode(mesh_mode, "istio_mtls_mode")
-    definitions = [_definition("default", root_namespace, {"mtls": {"mode": mesh_mode}})]
+    definitions = [
+        _definition("default", root_namespace, {"mtls": {"mode": mesh_mode}})
+    ]
 
     for entry in namespaces or []:
         if not entry.get("mode"):
             continue
-        _check_mode(entry["mode"], "istio_mtls_namespaces entry {0}".format(entry["name"]))
+        _check_mode(
+            entry["mode"], "istio_mtls_namespaces entry {0}".format(entry["name"])
+        )
         if entry["name"] == root_namespace:
             raise MeshPolicyError(
                 "istio_mtls_namespaces entry {0} sets a mode in the root namespace, where "
@@ -183,12 +187,16 @@ def root_namespace(istiod_values, default):
     return mesh_config.get("rootNamespace") or default
 
 
-def istiod_values(values, default_root_namespace, revision, profile, rotation_values=None):
+def istiod_values(
+    values, default_root_namespace, revision, profile, rotation_values=None
+):
     """Return the istiod chart values: the user's values plus what the role decides.
 
     ``rotation_values`` are merged under the user's values, so an explicit user value wins.
     """
-    decided = {"meshConfig": {"rootNamespace": root_namespace(values, default_root_namespace)}}
+    decided = {
+        "meshConfig": {"rootNamespace": root_namespace(values, default_root_namespace)}
+    }
     if revision:
         decided["revision"] = revision
     if profile == "ambient":
@@ -207,6 +215,8 @@ def _created(policy):
 
 def _oldest(policies):
     """Return the policy Istio applies among duplicates: the oldest, then by name."""
+    # NOTE: the name as a tie-break for equal timestamps follows istiod's sort as far as
+    # known; Istio's documentation only states that the oldest policy wins.
     if not policies:
         return None
     return sorted(policies, key=lambda p: (_created(p), p["metadata"]["name"]))[0]
@@ -241,7 +251,9 @@ def overlay_policies(existing, planned):
         merged = copy.deepcopy(policy)
         current = by_key.get(key)
         if current is not None and current["metadata"].get("creationTimestamp"):
-            merged["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"]
+            merged["metadata"]["creationTimestamp"] = current["metadata"][
+                "creationTimestamp"
+            ]
         by_key[key] = merged
     return [by_key[key] for key in sorted(by_key)]
 
@@ -253,12 +265,20 @@ def namespace_mode(namespace, policies, root_ns):
     policy the mode is PERMISSIVE. ``source`` names the deciding policy, or None.
     """
     mesh = _oldest(
-        [p for p in policies if p["metadata"]["namespace"] == root_ns and not _selector(p)]
+        [
+            p
+            for p in policies
+            if p["metadata"]["namespace"] == root_ns and not _selector(p)
+        ]
     )
     scoped = None
     if namespace != root_ns:
         scoped = _oldest(
-            [p for p in policies if p["metadata"]["namespace"] == namespace and not _selector(p)]
+            [
+                p
+                for p in policies
+                if p["metadata"]["namespace"] == namespace and not _selector(p)
+            ]
         )
     for policy in (scoped, mesh):
         mode = _mode(policy)
@@ -296,7 +316,9 @@ def workload_mode(pod, policies, root_ns):
     if workload is not None:
         if _mode(workload) is not None:
             mode, source = _mode(workload), _policy_id(workload)
-        for port, setting in sorted(((workload.get("spec") or {}).get("portLevelMtls") or {}).items()):
+        for port, setting in sorted(
+            ((workload.get("spec") or {}).get("portLevelMtls") or {}).items()
+        ):
             port_mode = (setting or {}).get("mode")
             ports[str(port)] = mode if port_mode in (None, "UNSET") else port_mode
     return {"mode": mode, "source": source, "ports": ports}
@@ -409,7 +431,9 @@ def is_enrolled(namespace_object):
         return True
     if labels.get(INJECTION_LABEL) == "enabled":
         return True
-    return bool(labels.get(REVISION_LABEL)) and labels.get(INJECTION_LABEL) != "disabled"
+    return (
+        bool(labels.get(REVISION_LABEL)) and labels.get(INJECTION_LABEL) != "disabled"
+    )
 
 
 def _host_namespace(host, rule_namespace):
@@ -424,7 +448,7 @@ def _host_namespace(host, rule_namespace):
 
 def _tls_modes(rule):
     policy = (rule.get("spec") or {}).get("trafficPolicy") or {}
-    modes = [((policy.get("tls") or {}).get("mode"))]
+    modes = [(policy.get("tls") or {}).get("mode")]
     for setting in policy.get("portLevelSettings") or []:
         modes.append((setting.get("tls") or {}).get("mode"))
     return [mode for mode in modes if mode in RISKY_TLS_MODES]
@@ -463,6 +487,7 @@ def summary_line(entry):
     )
     if entry["workload_modes"]:
         line += ", workload policies: " + ", ".join(
-            "{0}={1}".format(name, mode) for name, mode in sorted(entry["workload_modes"].items())
+            "{0}={1}".format(name, mode)
+            for name, mode in sorted(entry["workload_modes"].items())
         )
     return line

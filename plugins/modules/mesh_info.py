@@ -70,6 +70,7 @@ options:
     type: str
     default: cacerts
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
@@ -79,6 +80,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
+    description: Whether a second run with the same options reports no change.
     support: full
 notes:
   - The posture comes from the API objects. It does not prove that traffic is encrypted, and it does not read the
@@ -123,6 +125,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+mesh:
+  description: The mesh-wide mode and the policy in O(root_namespace) that sets it, or None without a policy.
+  returned: always
+  type: dict
+  sample:
+    mode: STRICT
+    source: istio-system/default
 namespaces:
   description: One entry per namespace in O(namespaces), in that order.
   returned: always
@@ -316,12 +325,15 @@ def read_cacerts(module, client, name, namespace):
         return {"found": False, "valid": False, "problem": None}
 
     files = {
-        key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()
+        key: base64.b64decode(value)
+        for key, value in (secret.get("data") or {}).items()
     }
     if files.get(CA_KEY):
         # Ansible masks this text in everything it prints, behind the rule that no
         # result field carries the key.
-        module._module.no_log_values.add(files[CA_KEY].decode("utf-8", "replace").strip())
+        module._module.no_log_values.add(
+            files[CA_KEY].decode("utf-8", "replace").strip()
+        )
     now = datetime.datetime.now(datetime.timezone.utc)
     try:
         bundle = validate_bundle(files, now)
@@ -370,7 +382,8 @@ def describe_namespaces(names, namespace_objects, pods, policies, root_ns, profi
 def read_snapshot(module, client, params):
     policies = list_optional(client, "PeerAuthentication", "security.istio.io/v1") or []
     namespace_objects = {
-        item["metadata"]["name"]: item for item in ObjectStore(client, "Namespace", "v1").list()
+        item["metadata"]["name"]: item
+        for item in ObjectStore(client, "Namespace", "v1").list()
     }
     pods = []
     replicasets = {}
@@ -378,8 +391,12 @@ def read_snapshot(module, client, params):
         if name not in namespace_objects:
             continue
         pods.extend(ObjectStore(client, "Pod", "v1").list(namespace=name))
-        for replicaset in ObjectStore(client, "ReplicaSet", "apps/v1").list(namespace=name):
-            replicasets["{0}/{1}".format(name, replicaset["metadata"]["name"])] = replicaset
+        for replicaset in ObjectStore(client, "ReplicaSet", "apps/v1").list(
+            namespace=name
+        ):
+            replicasets["{0}/{1}".format(name, replicaset["metadata"]["name"])] = (
+                replicaset
+            )
     return {
         "policies": overlay_policies(policies, params["planned_policies"]),
         "namespaces": namespace_objects,
@@ -405,7 +422,9 @@ def evaluate(snapshot, params):
     strict_unmeshed = unmeshed_pods(snapshot["pods"], policies, root_ns, names, profile)
     meshed = [entry["name"] for entry in entries if entry["enrolled"]]
     rules = snapshot["destination_rules"]
+    mesh_mode, mesh_source = namespace_mode(root_ns, policies, root_ns)
     return {
+        "mesh": {"mode": mesh_mode, "source": mesh_source},
         "namespaces": entries,
         "unmeshed_pods": strict_unmeshed,
         "migration_message": migration_message(strict_unmeshed, profile),
