@@ -462,8 +462,6 @@ ISTIO_ROLE_ROWS = [
         "Namespace nope in istio_mtls_root_namespace does not exist. Create it first or set "
         "istio_mtls_root_namespace to the namespace of istiod, istio-system by default.",
         restore_istiod=True,
-        xfail="preflight does not check the root namespace: istiod is upgraded, then the "
-        "PeerAuthentication apply fails with a raw API status document",
     ),
 ]
 
