@@ -88,7 +88,7 @@ def test_verify_job_passes_without_changes(cluster):
 def test_verify_job_fails_on_wrong_mode(cluster):
     run = run_playbook(VERIFY_JOB, cluster, {"istio_mtls_mode": "PERMISSIVE"})
     assert run.returncode != 0
-    assert "does not set mode PERMISSIVE" in run.stdout
+    assert "mesh-wide mode STRICT (requested PERMISSIVE)" in " ".join(run.stdout.split())
 
 
 def test_verify_job_fails_on_wrong_type(cluster):
