@@ -192,6 +192,10 @@ def test_render_writes_files_without_a_cluster(tmp_path):
     key_hex = line.split(" ")[2]
     assert key_hex not in first.stdout + first.stderr
     assert line not in first.stdout + first.stderr
+    # The key is only in the 0600 file the run was asked to write.
+    for other in render_dir.iterdir():
+        if other != key_file:
+            assert key_hex not in other.read_text()
 
     second = run_playbook(CILIUM, str(nowhere), extra)
     assert second.returncode == 0, second.stdout[-3000:]

@@ -35,6 +35,26 @@ def cilium(kubeconfig, agent):
     return kubeconfig
 
 
+def assert_no_key_in_output(run, *lines):
+    """Check that no form of the key material in ``lines`` reached the run's output."""
+    output = run.stdout + run.stderr
+    for line in lines:
+        key_hex = line.split(" ")[2]
+        for secret in (
+            key_hex,
+            key_hex.upper(),
+            line,
+            base64.b64encode(line.encode()).decode(),
+            base64.b64encode(bytes.fromhex(key_hex)).decode(),
+        ):
+            assert secret not in output
+
+
+def run_rotation(kubeconfig, extra_vars=None, check=False):
+    """Run the rotation playbook at -vvv with diffs, as an operator debugging it would."""
+    return run_playbook(ROTATE, kubeconfig, extra_vars, check=check, verbosity=3, diff=True)
+
+
 def secret_spi(kubectl):
     secret = kubectl("get", "secret", "cilium-ipsec-keys", "-n", "kube-system", "-o", "json")
     line = base64.b64decode(secret["data"]["keys"]).decode()
@@ -61,9 +81,10 @@ def test_rotation_converges(cilium, agent, kubectl):
     old_spi, old_line = secret_spi(kubectl)
     wait_for_nodes(kubectl, old_spi)
 
-    run = run_playbook(ROTATE, cilium, {"cilium_encryption_rotation_timeout": 60})
+    run = run_rotation(cilium, {"cilium_encryption_rotation_timeout": 60})
     assert run.returncode == 0, run.stdout[-3000:]
     new_spi, new_line = secret_spi(kubectl)
+    assert_no_key_in_output(run, old_line, new_line)
     assert new_spi == old_spi % 15 + 1
     assert new_line.split(" ")[2] != old_line.split(" ")[2]
     assert cilium_node_spis(kubectl) == {name: new_spi for name in NODES}
@@ -72,8 +93,9 @@ def test_rotation_converges(cilium, agent, kubectl):
 
 def test_check_mode_rotation_changes_nothing(cilium, agent, kubectl):
     before = secret_spi(kubectl)
-    run = run_playbook(ROTATE, cilium, check=True)
+    run = run_rotation(cilium, check=True)
     assert run.returncode == 0, run.stdout[-3000:]
+    assert_no_key_in_output(run, before[1])
     assert run.changed == 1
     assert secret_spi(kubectl) == before
 
@@ -91,12 +113,12 @@ def test_stuck_node_fails_with_its_name(cilium, agent, kubectl):
     old_spi, _ = secret_spi(kubectl)
     wait_for_nodes(kubectl, old_spi)
 
-    run = run_playbook(
-        ROTATE,
+    run = run_rotation(
         cilium,
         {"cilium_encryption_rotation_timeout": 10, "cilium_encryption_rotation_poll_interval": 2},
     )
-    new_spi, _ = secret_spi(kubectl)
+    new_spi, new_line = secret_spi(kubectl)
+    assert_no_key_in_output(run, new_line)
     assert run.returncode != 0
     assert new_spi == old_spi % 15 + 1
     assert (
@@ -110,8 +132,9 @@ def test_rerun_after_stuck_waits_without_rotating(cilium, agent, kubectl):
     assert cilium_node_spis(kubectl)["kubecrypt-worker-3"] != spi_before
     agent.start("--stuck", "kubecrypt-worker-3", "--stuck-for", "10")
 
-    run = run_playbook(ROTATE, cilium, {"cilium_encryption_rotation_timeout": 60})
+    run = run_rotation(cilium, {"cilium_encryption_rotation_timeout": 60})
     assert run.returncode == 0, run.stdout[-3000:]
+    assert_no_key_in_output(run, line_before)
     assert secret_spi(kubectl) == (spi_before, line_before)
     assert "Not rotating: an earlier rotation to SPI {0}".format(spi_before) in run.stdout
     assert cilium_node_spis(kubectl) == {name: spi_before for name in NODES}
