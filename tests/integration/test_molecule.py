@@ -16,6 +16,19 @@ import pytest
 
 from harness import REPO_ROOT, ansible_env
 
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_molecule_state():
+    """Remove Molecule's saved state for this checkout's name before the scenarios run.
+
+    Molecule keys that state by the directory name only, so a clone with the same name finds
+    the state of another checkout and warns that the scenario files changed.
+    """
+    import shutil
+
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+    shutil.rmtree(os.path.join(cache, "molecule", os.path.basename(REPO_ROOT)), ignore_errors=True)
+
 SCENARIOS_DIR = os.path.join(REPO_ROOT, "extensions", "molecule")
 DEFAULT_PLAYBOOKS = sorted(
     path
