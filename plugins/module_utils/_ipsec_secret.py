@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, kubecrypt maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Decide and apply changes to the Secret that holds Cilium's IPsec key.
+"""Decide and apply changes to the Secret that contains Cilium's IPsec key.
 
 The decisions (create, keep, rotate, replace, fail) are pure functions of the current Secret
 and the requested options, so they are unit-tested without a cluster. IPsecKeySecret applies
@@ -48,7 +48,7 @@ _DURATION_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)
 
 
 class SecretError(Exception):
-    """A condition the user has to resolve; the message says what and how."""
+    """A condition the user has to resolve, with a message that names the fix."""
 
 
 def check_location(name, namespace, data_key):
@@ -105,7 +105,7 @@ def parse_timestamp(text):
 
 
 class Request:
-    """What the caller asked for, validated."""
+    """The validated options of one request."""
 
     def __init__(
         self,
@@ -468,7 +468,7 @@ class Result:
         return self.decision.changes
 
     def key(self):
-        """The key in effect after the run: the one written, or the one kept."""
+        """Return the key in effect after the run, either the one written or the one kept."""
         if self.decision.action == Decision.DELETE:
             return None
         if self.decision.key is not None:

@@ -110,7 +110,7 @@ def connect(module):
 
 
 def describe_api_error(exc, action):
-    """Build an ApiError that says which ``action`` failed and why, without a traceback."""
+    """Build an ApiError that names the ``action`` that failed and why, without a traceback."""
     if isinstance(exc, DynamicApiError):
         reason = getattr(exc, "summary", None)
         text = reason() if callable(reason) else str(exc)

@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: cilium_ipsec_key
-short_description: Create, validate and rotate the Secret that holds Cilium's IPsec key
+short_description: Create, validate and rotate the Secret that contains Cilium's IPsec key
 version_added: 0.1.0
 author:
   - kubecrypt maintainers

@@ -27,7 +27,7 @@ esac
 
 mkdir -p "$bin_dir"
 
-# Build the commands of one module unless the stamp says this exact module was built already.
+# Build the commands of one module unless the stamp shows this exact module was built already.
 build_module() {
   local name=$1 ldflags=$2
   shift 2

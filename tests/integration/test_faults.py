@@ -107,7 +107,7 @@ def test_api_server_stop_mid_converge(empty_cluster):
 class InterferingStore(ObjectStore):
     """A real ObjectStore that lets another writer change the Secret right after each read.
 
-    The API server is real and really answers 409 Conflict; only the timing of the competing
+    The API server is real and really returns 409 Conflict. Only the timing of the competing
     write is arranged, because a real race would be too rare to test.
     """
 
