@@ -73,7 +73,7 @@ def ansible_env(kubeconfig, extra=None):
 
 
 def _site_collection_paths():
-    import ansible_collections.kubernetes.core as core  # noqa: F401
+    from ansible_collections.kubernetes import core
 
     core_dir = list(core.__path__)[0]
     return [os.path.dirname(os.path.dirname(os.path.dirname(core_dir)))]
@@ -122,6 +122,7 @@ def run_playbook(playbook, kubeconfig, extra_vars=None, check=False, verbosity=0
         stderr=subprocess.PIPE,
         text=True,
         timeout=timeout,
+        check=False,
     )
     return PlaybookRun(process)
 
@@ -158,6 +159,7 @@ def run_module(module, arguments, kubeconfig, check=False, diff=False, verbosity
         stderr=subprocess.PIPE,
         text=True,
         timeout=300,
+        check=False,
     )
     start = process.stdout.find("{")
     document = json.loads(process.stdout[start:])
@@ -185,6 +187,7 @@ def kubectl_runner(kubeconfig):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            check=False,
         )
         if check and process.returncode != 0:
             raise AssertionError(

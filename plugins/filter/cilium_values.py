@@ -11,7 +11,7 @@ name: cilium_values
 short_description: Compute the Cilium Helm values that turn on transparent encryption
 version_added: 0.1.0
 author:
-  - kubecrypt maintainers
+  - kubecrypt maintainers (@kubecrypt)
 description:
   - Builds the Cilium chart values for IPsec or WireGuard for one chart version from 1.16 to 1.20, and merges
     O(extra_values) on top, key by key.

@@ -11,7 +11,7 @@ name: ipsec_key
 short_description: Generate a new Cilium IPsec key line without a cluster
 version_added: 0.1.0
 author:
-  - kubecrypt maintainers
+  - kubecrypt maintainers (@kubecrypt)
 description:
   - Returns a new per-tunnel key line for Cilium IPsec, with key material from the operating system's CSPRNG.
   - Every call returns a different key. Use it where no cluster is reachable, for example to render manifests

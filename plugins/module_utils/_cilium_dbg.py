@@ -261,7 +261,7 @@ def _parse_indented_line(result, section, text, number):
         )
         return
     if section == "interface":
-        key, _, value = text.partition(":")
+        key, separator, value = text.partition(":")
         interface = result["wireguard"][-1]
         if key.strip() == "Public key":
             interface["public_key"] = value.strip()

@@ -344,8 +344,7 @@ def flatten(values, prefix=""):
     for key, value in values.items():
         path = "{0}{1}".format(prefix, key)
         if isinstance(value, dict) and value:
-            for item in flatten(value, path + "."):
-                yield item
+            yield from flatten(value, path + ".")
         else:
             yield path, value
 

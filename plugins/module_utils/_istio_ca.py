@@ -21,15 +21,27 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import datetime
 import math
 import re
+import traceback
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError:
+    # Modules check HAS_CRYPTOGRAPHY and fail with missing_required_lib before any call here.
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+CRYPTOGRAPHY_REQUIREMENT = "cryptography >= 41.0"
 
 CA_CERT = "ca-cert.pem"
 CA_KEY = "ca-key.pem"
@@ -71,9 +83,10 @@ _PEM_CERTIFICATE = re.compile(
 _DURATION = re.compile(r"\A(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
 _DURATION_UNITS = (604800, 86400, 3600, 60, 1)
 _CURVE_NAMES = {"secp256r1": "p256", "secp384r1": "p384", "secp521r1": "p521"}
+# Extended key usage names by dotted OID, so that this table needs no cryptography import.
 _EKU_NAMES = {
-    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
-    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    "1.3.6.1.5.5.7.3.1": "serverAuth",
+    "1.3.6.1.5.5.7.3.2": "clientAuth",
 }
 _UTC = datetime.timezone.utc
 
@@ -448,10 +461,10 @@ def _check_extended_key_usage(cert, label):
     if ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usages:
         return
     required = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
-    missing = [_EKU_NAMES[oid] for oid in required if oid not in usages]
+    missing = [_EKU_NAMES[oid.dotted_string] for oid in required if oid not in usages]
     if not missing:
         return
-    present = [_EKU_NAMES.get(oid, oid.dotted_string) for oid in usages] or ["nothing"]
+    present = [_EKU_NAMES.get(oid.dotted_string, oid.dotted_string) for oid in usages] or ["nothing"]
     raise CAError(
         "{0} (subject '{1}') has an extendedKeyUsage of {2} without {3}, so the proxies "
         "fail to connect to each other. Issue the intermediate without "
@@ -1302,3 +1315,22 @@ def _rotation_next_step(plan):
             "the new root options and set rotate_root to false."
         )
     return "Nothing is needed."
+
+
+def other_key_encodings(key_pem):
+    """Return the PKCS #8 and traditional PEM forms of the same key."""
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return set()
+    forms = set()
+    for private_format in (
+        serialization.PrivateFormat.PKCS8,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+    ):
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, private_format, serialization.NoEncryption()
+        )
+        forms.add(pem.decode("ascii"))
+        forms.add(base64.b64encode(pem).decode("ascii"))
+    return forms

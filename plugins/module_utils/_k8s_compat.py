@@ -15,6 +15,15 @@ __metaclass__ = type
 import copy
 import json
 
+
+class MissingLibraryError(Exception):
+    """Exception class that replaces a client library's exceptions when that library is missing.
+
+    Nothing raises it, so an except clause naming it catches nothing, and modules report the
+    missing library before they call the API.
+    """
+
+
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
         AUTH_ARG_SPEC,
@@ -33,7 +42,7 @@ try:
 except ImportError:
     AUTH_ARG_SPEC = {}
     AnsibleK8SModule = None
-    CoreException = Exception
+    CoreException = MissingLibraryError
     get_api_client = None
     HAS_KUBERNETES_CORE = False
 
@@ -46,22 +55,22 @@ try:
 
     HAS_KUBERNETES = True
 except ImportError:
-    DynamicApiError = Exception
-    NotFoundError = Exception
-    ResourceNotFoundError = Exception
+    DynamicApiError = MissingLibraryError
+    NotFoundError = MissingLibraryError
+    ResourceNotFoundError = MissingLibraryError
     HAS_KUBERNETES = False
 
 try:
     from urllib3.exceptions import HTTPError as Urllib3Error
 except ImportError:
-    Urllib3Error = OSError
+    Urllib3Error = MissingLibraryError
 
 try:
     from kubernetes.client.api.core_v1_api import CoreV1Api
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
 except ImportError:
-    ApiException = Exception
+    ApiException = MissingLibraryError
     CoreV1Api = None
     stream = None
 
@@ -185,7 +194,7 @@ class ObjectStore:
             found = self.client.get(resource, **params)
         except (DynamicApiError, Urllib3Error, OSError) as exc:
             raise describe_api_error(exc, "list {0} objects".format(self.kind))
-        return [item for item in found.to_dict().get("items") or []]
+        return list(found.to_dict().get("items") or [])
 
     def create(self, body, namespace):
         return self._write("create", body, namespace)

@@ -12,7 +12,7 @@ module: cilium_ipsec_key
 short_description: Create, validate and rotate the Secret that contains Cilium's IPsec key
 version_added: 0.1.0
 author:
-  - kubecrypt maintainers
+  - kubecrypt maintainers (@kubecrypt)
 description:
   - Manages the Secret that Cilium's agents read their IPsec key from (C(kube-system/cilium-ipsec-keys),
     data key C(keys) by default).
@@ -119,6 +119,10 @@ attributes:
     support: partial
     details:
       - O(rotate=true) and O(regenerate=always) change the key on every run.
+  platform:
+    platforms: posix
+    details:
+      - The module runs where the task is delegated, usually the controller, and talks to the Kubernetes API from there.
 notes:
   - Rotate only when every agent runs the same Cilium version, and not during an upgrade.
   - The agents keep the previous key for C(encryption.ipsec.keyRotationDuration) (5 minutes by default) after

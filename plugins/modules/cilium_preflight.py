@@ -12,7 +12,7 @@ module: cilium_preflight
 short_description: Check a cluster before Cilium encryption is installed or its IPsec key rotated
 version_added: 0.1.0
 author:
-  - kubecrypt maintainers
+  - kubecrypt maintainers (@kubecrypt)
 description:
   - Reads the nodes, the Cilium agent DaemonSet and its pods, C(cilium-config), the CiliumNodes and the IPsec
     key Secret, and fails with one message that lists every problem before anything changes.
@@ -65,6 +65,10 @@ attributes:
   idempotent:
     description: Whether a second run with the same options reports no change.
     support: full
+  platform:
+    platforms: posix
+    details:
+      - The module runs where the task is delegated, usually the controller, and talks to the Kubernetes API from there.
 notes:
   - Kernel versions come from the API, as each kubelet reports them; the module cannot check kernel modules or
     build options such as CONFIG_WIREGUARD.

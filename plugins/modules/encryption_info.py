@@ -12,7 +12,7 @@ module: encryption_info
 short_description: Report whether Cilium's transparent encryption is on, node by node
 version_added: 0.1.0
 author:
-  - kubecrypt maintainers
+  - kubecrypt maintainers (@kubecrypt)
 description:
   - Reads the Cilium side of the cluster's encryption posture and runs a named check on each part of it.
     The module changes nothing. It reports, and O(fail_on_error) decides whether failed checks fail the task.
@@ -94,6 +94,10 @@ attributes:
   idempotent:
     description: Whether a second run with the same options reports no change.
     support: full
+  platform:
+    platforms: posix
+    details:
+      - The module runs where the task is delegated, usually the controller, and talks to the Kubernetes API from there.
 notes:
   - On the local test control plane of this collection every node is a kwok node. No agent runs there and
     exec into a pod on such a node cannot succeed, so the agent checks never run there and only the API checks

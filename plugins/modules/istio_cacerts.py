@@ -12,7 +12,7 @@ module: istio_cacerts
 short_description: Create, validate, renew and rotate Istio's plug-in CA Secret
 version_added: 0.1.0
 author:
-  - kubecrypt maintainers
+  - kubecrypt maintainers (@kubecrypt)
 description:
   - Manages the Secret that istiod reads its plug-in CA from, C(istio-system/cacerts) by default, with
     the data keys C(ca-cert.pem), C(ca-key.pem), C(root-cert.pem) and C(cert-chain.pem).
@@ -174,6 +174,10 @@ attributes:
     details:
       - O(rotate_root=true) changes the bundle on each run until phase 4, and O(regenerate=always) on every
         run.
+  platform:
+    platforms: posix
+    details:
+      - The module runs where the task is delegated, usually the controller, and talks to the Kubernetes API from there.
 notes:
   - The root certificate and the root key files live on the host that runs the module. Run the task on the
     controller, for example with C(delegate_to) set to localhost.
@@ -378,7 +382,7 @@ import base64
 import copy
 import datetime
 
-from cryptography.hazmat.primitives import serialization
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._cacerts_secret import (
     CacertsSecret,
@@ -386,12 +390,16 @@ from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._cacerts_
     root_source,
 )
 from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._istio_ca import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    CRYPTOGRAPHY_REQUIREMENT,
+    HAS_CRYPTOGRAPHY,
     KEY_TYPES,
     REGENERATE_CHOICES,
     ROTATION_ISTIOD_VALUES,
     CAError,
     Request,
     fingerprint,
+    other_key_encodings,
 )
 from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._k8s_compat import (
     ApiError,
@@ -487,6 +495,11 @@ def main():
         mutually_exclusive=MUTUALLY_EXCLUSIVE,
         required_together=[list(pair) for pair in ROOT_OPTION_PAIRS],
     )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(
+            msg=missing_required_lib(CRYPTOGRAPHY_REQUIREMENT),
+            exception=CRYPTOGRAPHY_IMPORT_ERROR,
+        )
     params = module.params
 
     def protect(key_pem):
@@ -578,26 +591,7 @@ def private_key_strings(key_pem):
         "".join(body_lines),
     }
     forms.update(line for line in body_lines if len(line) >= 16)
-    forms.update(_other_encodings(key_pem))
-    return forms
-
-
-def _other_encodings(key_pem):
-    """Return the PKCS #8 and traditional PEM forms of the same key."""
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError):
-        return set()
-    forms = set()
-    for private_format in (
-        serialization.PrivateFormat.PKCS8,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-    ):
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, private_format, serialization.NoEncryption()
-        )
-        forms.add(pem.decode("ascii"))
-        forms.add(base64.b64encode(pem).decode("ascii"))
+    forms.update(other_key_encodings(key_pem))
     return forms
 
 

@@ -12,7 +12,7 @@ module: mesh_info
 short_description: Report the Istio mutual TLS posture of namespaces and pods
 version_added: 0.1.0
 author:
-  - kubecrypt maintainers
+  - kubecrypt maintainers (@kubecrypt)
 description:
   - Reads PeerAuthentications, namespaces, pods, the istiod Deployment, the C(cacerts) Secret and, when the API
     serves them, DestinationRules. The module changes nothing.
@@ -82,6 +82,10 @@ attributes:
   idempotent:
     description: Whether a second run with the same options reports no change.
     support: full
+  platform:
+    platforms: posix
+    details:
+      - The module runs where the task is delegated, usually the controller, and talks to the Kubernetes API from there.
 notes:
   - The posture comes from the API objects. It does not prove that traffic is encrypted, and it does not read the
     configuration that a proxy really has.
@@ -243,8 +247,13 @@ summary:
 import base64
 import datetime
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._istio_ca import (
     CA_KEY,
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    CRYPTOGRAPHY_REQUIREMENT,
+    HAS_CRYPTOGRAPHY,
     CAError,
     validate_bundle,
 )
@@ -443,6 +452,11 @@ def evaluate(snapshot, params):
 
 def main():
     module = new_module(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(
+            msg=missing_required_lib(CRYPTOGRAPHY_REQUIREMENT),
+            exception=CRYPTOGRAPHY_IMPORT_ERROR,
+        )
     try:
         client = connect(module)
         snapshot = read_snapshot(module, client, module.params)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Start and stop a local Kubernetes control plane on 127.0.0.1 for the tests and the demo.
 
 The control plane is etcd, kube-apiserver, kube-controller-manager and kube-scheduler built
@@ -493,6 +492,7 @@ def _kubectl(arguments, stdin=None):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        check=False,
     )
 
 

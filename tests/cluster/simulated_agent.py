@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Play the part of the Cilium agents for key rotation tests on the local control plane.
 
 A real agent loads the IPsec key file when the Secret changes and then publishes the SPI it
@@ -26,7 +25,8 @@ from kubernetes.client.rest import ApiException
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import paths  # noqa: E402,F401  (makes the collection importable)
+# Importing paths makes the collection importable.
+import paths  # noqa: E402,F401 pylint: disable=unused-import
 
 from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._ipsec_key import (  # noqa: E402
     KeyLineError,

@@ -1,6 +1,5 @@
 """Fixtures that start the local control plane for the integration tests."""
 
-import json
 import os
 import subprocess
 

@@ -48,12 +48,12 @@ def create_secret(kubectl, namespace, line, data_key="keys"):
 def test_four_steps_create(kubeconfig, kubectl, namespace):
     arguments = {"namespace": namespace}
 
-    checked, _ = run_module(MODULE, arguments, kubeconfig, check=True, diff=True)
+    checked = run_module(MODULE, arguments, kubeconfig, check=True, diff=True)[0]
     assert checked["changed"] is True
     assert checked["operation"] == "create"
     assert resource_version(kubectl, namespace) is None
 
-    applied, _ = run_module(MODULE, arguments, kubeconfig)
+    applied = run_module(MODULE, arguments, kubeconfig)[0]
     assert applied["changed"] is True
     assert applied["created"] is True
     line = read_line(kubectl, namespace)
@@ -61,10 +61,10 @@ def test_four_steps_create(kubeconfig, kubectl, namespace):
     assert applied["spi"] == int(line.split("+")[0])
     version = resource_version(kubectl, namespace)
 
-    checked_again, _ = run_module(MODULE, arguments, kubeconfig, check=True)
+    checked_again = run_module(MODULE, arguments, kubeconfig, check=True)[0]
     assert checked_again["changed"] is False
 
-    applied_again, _ = run_module(MODULE, arguments, kubeconfig)
+    applied_again = run_module(MODULE, arguments, kubeconfig)[0]
     assert applied_again["changed"] is False
     assert applied_again["operation"] == "keep"
     assert resource_version(kubectl, namespace) == version
@@ -74,11 +74,11 @@ def test_four_steps_create(kubeconfig, kubectl, namespace):
 def test_rotation_changes_spi_and_key(kubeconfig, kubectl, namespace):
     create_secret(kubectl, namespace, "3+ rfc4106(gcm(aes)) {0} 128".format(HEX40))
 
-    checked, _ = run_module(MODULE, {"namespace": namespace, "rotate": True}, kubeconfig, check=True)
+    checked = run_module(MODULE, {"namespace": namespace, "rotate": True}, kubeconfig, check=True)[0]
     assert checked["changed"] is True
     assert read_line(kubectl, namespace).startswith("3+ ")
 
-    rotated, _ = run_module(MODULE, {"namespace": namespace, "rotate": True}, kubeconfig)
+    rotated = run_module(MODULE, {"namespace": namespace, "rotate": True}, kubeconfig)[0]
     line = read_line(kubectl, namespace)
     assert rotated["rotated"] is True
     assert rotated["previous_spi"] == 3
@@ -91,17 +91,17 @@ def test_rotation_changes_spi_and_key(kubeconfig, kubectl, namespace):
 
 def test_rotation_from_15_wraps_to_1(kubeconfig, kubectl, namespace):
     create_secret(kubectl, namespace, "15+ rfc4106(gcm(aes)) {0} 128".format(HEX40))
-    rotated, _ = run_module(MODULE, {"namespace": namespace, "rotate": True}, kubeconfig)
+    rotated = run_module(MODULE, {"namespace": namespace, "rotate": True}, kubeconfig)[0]
     assert rotated["spi"] == 1
     assert read_line(kubectl, namespace).startswith("1+ ")
 
 
 def test_max_age_rotates_once(kubeconfig, kubectl, namespace):
     create_secret(kubectl, namespace, "3+ rfc4106(gcm(aes)) {0} 128".format(HEX40))
-    first, _ = run_module(MODULE, {"namespace": namespace, "max_age": "30d"}, kubeconfig)
+    first = run_module(MODULE, {"namespace": namespace, "max_age": "30d"}, kubeconfig)[0]
     assert first["rotated"] is True
     assert "not recorded" in first["reason"]
-    second, _ = run_module(MODULE, {"namespace": namespace, "max_age": "30d"}, kubeconfig)
+    second = run_module(MODULE, {"namespace": namespace, "max_age": "30d"}, kubeconfig)[0]
     assert second["changed"] is False
     assert second["spi"] == 4
 
@@ -109,7 +109,7 @@ def test_max_age_rotates_once(kubeconfig, kubectl, namespace):
 def test_invalid_secret_fails_and_changes_nothing(kubeconfig, kubectl, namespace):
     create_secret(kubectl, namespace, "3 rfc4106(gcm(aes)) {0} 128".format(HEX40))
     version = resource_version(kubectl, namespace)
-    result, _ = run_module(MODULE, {"namespace": namespace}, kubeconfig)
+    result = run_module(MODULE, {"namespace": namespace}, kubeconfig)[0]
     assert result.get("failed") is True
     assert "has no '+'" in result["msg"]
     assert "Nothing was changed" in result["msg"]
@@ -119,7 +119,7 @@ def test_invalid_secret_fails_and_changes_nothing(kubeconfig, kubectl, namespace
 
 def test_invalid_secret_replaced_on_request(kubeconfig, kubectl, namespace):
     create_secret(kubectl, namespace, "3 rfc4106(gcm(aes)) {0} 128".format(HEX40))
-    result, _ = run_module(
+    result, _output = run_module(
         MODULE, {"namespace": namespace, "regenerate": "full_idempotence"}, kubeconfig
     )
     assert result["changed"] is True
@@ -144,19 +144,19 @@ def test_diff_and_result_never_contain_key(kubeconfig, kubectl, namespace):
 
 
 def test_return_content_returns_line(kubeconfig, kubectl, namespace):
-    result, _ = run_module(MODULE, {"namespace": namespace, "return_content": True}, kubeconfig)
+    result = run_module(MODULE, {"namespace": namespace, "return_content": True}, kubeconfig)[0]
     assert result["key_line"] == read_line(kubectl, namespace)
 
 
 def test_absent_deletes_secret(kubeconfig, kubectl, namespace):
     run_module(MODULE, {"namespace": namespace}, kubeconfig)
-    checked, _ = run_module(MODULE, {"namespace": namespace, "state": "absent"}, kubeconfig, check=True)
+    checked = run_module(MODULE, {"namespace": namespace, "state": "absent"}, kubeconfig, check=True)[0]
     assert checked["changed"] is True
     assert resource_version(kubectl, namespace) is not None
-    removed, _ = run_module(MODULE, {"namespace": namespace, "state": "absent"}, kubeconfig)
+    removed = run_module(MODULE, {"namespace": namespace, "state": "absent"}, kubeconfig)[0]
     assert removed["changed"] is True
     assert resource_version(kubectl, namespace) is None
-    again, _ = run_module(MODULE, {"namespace": namespace, "state": "absent"}, kubeconfig)
+    again = run_module(MODULE, {"namespace": namespace, "state": "absent"}, kubeconfig)[0]
     assert again["changed"] is False
 
 
@@ -174,7 +174,7 @@ def test_unreachable_api_gives_one_message(tmp_path):
             }
         )
     )
-    result, _ = run_module(MODULE, {}, str(kubeconfig))
+    result = run_module(MODULE, {}, str(kubeconfig))[0]
     assert result.get("failed") is True
     assert "cannot be reached" in result["msg"]
     assert "Traceback" not in result["msg"]

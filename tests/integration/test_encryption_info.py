@@ -226,8 +226,8 @@ def test_check_mode_reports_the_same(
     ipsec_cluster(kubectl, namespace, workers, ciliumnodes, spis=[4] * len(workers))
     arguments = {"namespace": namespace, "expected_type": "ipsec"}
 
-    applied, _ = run_module(MODULE, arguments, kubeconfig)
-    checked, _ = run_module(MODULE, arguments, kubeconfig, check=True)
+    applied = run_module(MODULE, arguments, kubeconfig)[0]
+    checked = run_module(MODULE, arguments, kubeconfig, check=True)[0]
     assert checked["changed"] is False
     assert checked["checks"] == applied["checks"]
     assert checked["summary"] == applied["summary"]
@@ -239,7 +239,7 @@ def test_ipsec_node_on_old_spi(kubeconfig, kubectl, workers, ciliumnodes, namesp
     ipsec_cluster(kubectl, namespace, workers, ciliumnodes, spis=spis)
     stale = workers[1]
 
-    result, _ = run_module(
+    result, _output = run_module(
         MODULE, {"namespace": namespace, "expected_type": "ipsec"}, kubeconfig
     )
     assert result["ok"] is False
@@ -263,7 +263,7 @@ def test_fail_on_error_names_the_node(
         "expected_type": "ipsec",
         "fail_on_error": True,
     }
-    result, _ = run_module(MODULE, arguments, kubeconfig)
+    result = run_module(MODULE, arguments, kubeconfig)[0]
     assert result["failed"] is True
     assert "ipsec_spi on {0}".format(workers[-1]) in result["msg"]
     assert result["ok"] is False
@@ -275,7 +275,7 @@ def test_kwok_agents_not_execd_in_auto(
 ):
     ipsec_cluster(kubectl, namespace, workers, ciliumnodes, spis=[4] * len(workers))
 
-    result, _ = run_module(MODULE, {"namespace": namespace}, kubeconfig)
+    result = run_module(MODULE, {"namespace": namespace}, kubeconfig)[0]
     for node in result["nodes"]:
         assert node["exec_status"] == KWOK_REASON
         assert node["status"] is None
@@ -290,7 +290,7 @@ def test_exec_always_fails_on_kwok(
     ipsec_cluster(kubectl, namespace, workers, ciliumnodes, spis=[4] * len(workers))
 
     arguments = {"namespace": namespace, "exec_agents": "always", "exec_timeout": 10}
-    result, _ = run_module(MODULE, arguments, kubeconfig)
+    result = run_module(MODULE, arguments, kubeconfig)[0]
     assert result["ok"] is False
     assert failed(result) == [("agent_exec", name) for name in workers]
     for node in result["nodes"]:
@@ -311,7 +311,7 @@ def test_cilium_1_14_uses_old_cli(kubeconfig, kubectl, workers, ciliumnodes, nam
     )
 
     arguments = {"namespace": namespace, "exec_agents": "always", "exec_timeout": 10}
-    result, _ = run_module(MODULE, arguments, kubeconfig)
+    result = run_module(MODULE, arguments, kubeconfig)[0]
     for node in result["nodes"]:
         assert node["cilium_version"] == "1.14.9"
         assert "Failed to run 'cilium status' in pod" in node["exec_status"]
@@ -320,7 +320,7 @@ def test_cilium_1_14_uses_old_cli(kubeconfig, kubectl, workers, ciliumnodes, nam
 def test_exec_never(kubeconfig, kubectl, workers, ciliumnodes, namespace):
     ipsec_cluster(kubectl, namespace, workers, ciliumnodes, spis=[4] * len(workers))
 
-    result, _ = run_module(
+    result, _output = run_module(
         MODULE, {"namespace": namespace, "exec_agents": "never"}, kubeconfig
     )
     assert result["ok"] is True
@@ -337,10 +337,10 @@ def test_wireguard_duplicate_public_keys(
     )
     start_agents(kubectl, namespace, workers)
     shared = wireguard_key()
-    keys = [shared, shared] + [wireguard_key() for _ in workers[2:]]
+    keys = [shared, shared] + [wireguard_key() for worker in workers[2:]]
     ciliumnodes(keys=keys)
 
-    result, _ = run_module(
+    result, _output = run_module(
         MODULE, {"namespace": namespace, "expected_type": "wireguard"}, kubeconfig
     )
     assert result["mode"] == "wireguard"
@@ -354,9 +354,9 @@ def test_wireguard_duplicate_public_keys(
 def test_wireguard_unique_keys(kubeconfig, kubectl, workers, ciliumnodes, namespace):
     write_config(kubectl, namespace, {"enable-wireguard": "true"})
     start_agents(kubectl, namespace, workers)
-    ciliumnodes(keys=[wireguard_key() for _ in workers])
+    ciliumnodes(keys=[wireguard_key() for worker in workers])
 
-    result, _ = run_module(MODULE, {"namespace": namespace}, kubeconfig)
+    result = run_module(MODULE, {"namespace": namespace}, kubeconfig)[0]
     assert result["ok"] is True, result["failed_checks"]
     assert result["mode"] == "wireguard"
 
@@ -364,9 +364,9 @@ def test_wireguard_unique_keys(kubeconfig, kubectl, workers, ciliumnodes, namesp
 def test_expected_type_mismatch(kubeconfig, kubectl, workers, ciliumnodes, namespace):
     write_config(kubectl, namespace, {"enable-wireguard": "true"})
     start_agents(kubectl, namespace, workers)
-    ciliumnodes(keys=[wireguard_key() for _ in workers])
+    ciliumnodes(keys=[wireguard_key() for worker in workers])
 
-    result, _ = run_module(
+    result, _output = run_module(
         MODULE, {"namespace": namespace, "expected_type": "ipsec"}, kubeconfig
     )
     assert ("encryption_mode", None) in failed(result)
@@ -375,7 +375,7 @@ def test_expected_type_mismatch(kubeconfig, kubectl, workers, ciliumnodes, names
 
 
 def test_namespace_without_cilium(kubeconfig, namespace):
-    result, _ = run_module(MODULE, {"namespace": namespace}, kubeconfig)
+    result = run_module(MODULE, {"namespace": namespace}, kubeconfig)[0]
     assert result.get("failed") is not True, result.get("msg")
     assert result["ok"] is False
     assert result["mode"] is None
@@ -388,7 +388,7 @@ def test_namespace_without_cilium(kubeconfig, namespace):
 
 
 def test_invalid_cilium_version(kubeconfig, namespace):
-    result, _ = run_module(
+    result, _output = run_module(
         MODULE, {"namespace": namespace, "cilium_version": "one"}, kubeconfig
     )
     assert result["failed"] is True

@@ -187,7 +187,7 @@ def test_conflict_with_unrelated_write_rotates_once(kubeconfig, kubectl, namespa
 
 def test_conflict_with_max_age_sees_fresh_key(kubeconfig, kubectl, namespace):
     create_secret(kubectl, namespace, "3+ rfc4106(gcm(aes)) {0} 128".format(HEX40))
-    first, _ = run_module("kubecrypt.pod_encryption.cilium_ipsec_key", {"namespace": namespace, "rotate": True}, kubeconfig)
+    first = run_module("kubecrypt.pod_encryption.cilium_ipsec_key", {"namespace": namespace, "rotate": True}, kubeconfig)[0]
     assert first["spi"] == 4
     # Age the key on record, then let another scheduled run rotate it first.
     kubectl(
@@ -196,7 +196,7 @@ def test_conflict_with_max_age_sees_fresh_key(kubeconfig, kubectl, namespace):
     )
 
     def scheduled_run_elsewhere():
-        other, _ = run_module(
+        other, _output = run_module(
             "kubecrypt.pod_encryption.cilium_ipsec_key", {"namespace": namespace, "max_age": "30d"}, kubeconfig
         )
         assert other["spi"] == 5
@@ -226,7 +226,7 @@ def test_two_concurrent_rotation_runs_rotate_once(kubeconfig, kubectl):
                     run_playbook("playbooks/rotate_ipsec_key.yml", kubeconfig, {"cilium_encryption_rotation_timeout": 90})
                 )
             )
-            for _ in range(2)
+            for attempt in range(2)
         ]
         for thread in threads:
             thread.start()

@@ -127,7 +127,7 @@ def arguments(namespace, *extra, **options):
 def test_four_steps_create(kubeconfig, kubectl, namespace, root_paths):
     args = arguments(namespace, root_paths)
 
-    checked, _ = run_module(MODULE, args, kubeconfig, check=True, diff=True)
+    checked = run_module(MODULE, args, kubeconfig, check=True, diff=True)[0]
     assert checked["changed"] is True
     assert checked["operation"] == "create"
     assert checked["generated_root"]["written"] is False
@@ -136,7 +136,7 @@ def test_four_steps_create(kubeconfig, kubectl, namespace, root_paths):
     assert not os.path.exists(root_paths["root_key_path"])
     assert not os.path.exists(root_paths["root_cert_path"])
 
-    applied, _ = run_module(MODULE, args, kubeconfig)
+    applied = run_module(MODULE, args, kubeconfig)[0]
     assert applied["changed"] is True
     assert applied["operation"] == "create"
     assert applied["phase"] == 1
@@ -166,13 +166,13 @@ def test_four_steps_create(kubeconfig, kubectl, namespace, root_paths):
         assert root_key.strip() not in content
     version = get_secret(kubectl, namespace)["metadata"]["resourceVersion"]
 
-    checked_again, _ = run_module(MODULE, args, kubeconfig, check=True, diff=True)
+    checked_again = run_module(MODULE, args, kubeconfig, check=True, diff=True)[0]
     assert checked_again["changed"] is False
     assert checked_again["operation"] == "keep"
     assert checked_again["diff"]["before"] == checked_again["diff"]["after"]
     assert "generated_root" not in checked_again
 
-    applied_again, _ = run_module(MODULE, args, kubeconfig)
+    applied_again = run_module(MODULE, args, kubeconfig)[0]
     assert applied_again["changed"] is False
     assert applied_again["operation"] == "keep"
     assert get_secret(kubectl, namespace)["metadata"]["resourceVersion"] == version
@@ -187,18 +187,18 @@ def test_renewal_keeps_root(kubeconfig, kubectl, namespace, root_paths):
         intermediate_lifetime="1h",
         renew_before="10m",
     )
-    created, _ = run_module(MODULE, short, kubeconfig)
+    created = run_module(MODULE, short, kubeconfig)[0]
     assert created["operation"] == "create"
     before = read_files(kubectl, namespace)
-    old_intermediate, _ = check_bundle(before)
+    old_intermediate = check_bundle(before)[0]
 
     longer = dict(short, intermediate_lifetime="2h", renew_before="90m")
-    checked, _ = run_module(MODULE, longer, kubeconfig, check=True, diff=True)
+    checked = run_module(MODULE, longer, kubeconfig, check=True, diff=True)[0]
     assert checked["changed"] is True
     assert checked["operation"] == "renew"
     assert read_files(kubectl, namespace) == before
 
-    renewed, _ = run_module(MODULE, longer, kubeconfig)
+    renewed = run_module(MODULE, longer, kubeconfig)[0]
     assert renewed["changed"] is True
     assert renewed["operation"] == "renew"
     assert renewed["reason"].startswith("the intermediate expires at ")
@@ -211,7 +211,7 @@ def test_renewal_keeps_root(kubeconfig, kubectl, namespace, root_paths):
     lifetime = new_intermediate.not_valid_after_utc - utc_now()
     assert datetime.timedelta(minutes=110) < lifetime <= datetime.timedelta(hours=2)
 
-    again, _ = run_module(MODULE, longer, kubeconfig)
+    again = run_module(MODULE, longer, kubeconfig)[0]
     assert again["changed"] is False
     assert again["operation"] == "keep"
 
@@ -225,7 +225,7 @@ def test_root_rotation_four_runs(
     old_intermediate, (old_root,) = check_bundle(phase_one)
     rotation = dict(base, rotate_root=True, **new_root_paths)
 
-    checked, _ = run_module(MODULE, rotation, kubeconfig, check=True, diff=True)
+    checked = run_module(MODULE, rotation, kubeconfig, check=True, diff=True)[0]
     assert checked["changed"] is True
     assert checked["phase"] == 2
     assert checked["diff"]["after"]["phase"] == 2
@@ -233,7 +233,7 @@ def test_root_rotation_four_runs(
     assert read_files(kubectl, namespace) == phase_one
     assert not os.path.exists(new_root_paths["new_root_key_path"])
 
-    to_two, _ = run_module(MODULE, rotation, kubeconfig)
+    to_two = run_module(MODULE, rotation, kubeconfig)[0]
     assert to_two["operation"] == "rotate_root"
     assert to_two["phase"] == 2
     assert to_two["generated_root"]["kind"] == "new root"
@@ -253,7 +253,7 @@ def test_root_rotation_four_runs(
     with open(new_root_paths["new_root_cert_path"], "rb") as handle:
         assert x509.load_pem_x509_certificate(handle.read()) == new_root
 
-    to_three, _ = run_module(MODULE, rotation, kubeconfig)
+    to_three = run_module(MODULE, rotation, kubeconfig)[0]
     assert to_three["phase"] == 3
     phase_three = read_files(kubectl, namespace)
     intermediate, roots = check_bundle(phase_three)
@@ -264,7 +264,7 @@ def test_root_rotation_four_runs(
     assert to_three["root"]["fingerprint"] == fingerprint(new_root)
     assert phase_of(kubectl, namespace) == "3"
 
-    to_four, _ = run_module(MODULE, rotation, kubeconfig)
+    to_four = run_module(MODULE, rotation, kubeconfig)[0]
     assert to_four["phase"] == 4
     phase_four = read_files(kubectl, namespace)
     final_intermediate, roots = check_bundle(phase_four)
@@ -274,7 +274,7 @@ def test_root_rotation_four_runs(
     assert to_four["next_step"].startswith("The root rotation is complete.")
     version = get_secret(kubectl, namespace)["metadata"]["resourceVersion"]
 
-    settled, _ = run_module(MODULE, rotation, kubeconfig)
+    settled = run_module(MODULE, rotation, kubeconfig)[0]
     assert settled["changed"] is False
     assert settled["phase"] == 4
     assert get_secret(kubectl, namespace)["metadata"]["resourceVersion"] == version
@@ -285,7 +285,7 @@ def test_root_rotation_four_runs(
         root_cert_path=new_root_paths["new_root_cert_path"],
         root_key_path=new_root_paths["new_root_key_path"],
     )
-    after_rotation, _ = run_module(MODULE, moved, kubeconfig)
+    after_rotation = run_module(MODULE, moved, kubeconfig)[0]
     assert after_rotation["changed"] is False
     assert after_rotation["next_step"] == "Nothing is needed."
 
@@ -431,7 +431,7 @@ def self_signed_root(key, not_after=None):
 def expired_bundle():
     """Build a bundle whose intermediate expired yesterday, signed by a valid root."""
     root_key = ec.generate_private_key(ec.SECP256R1())
-    root_pem, _ = self_signed_root(root_key)
+    root_pem = self_signed_root(root_key)[0]
     root = x509.load_pem_x509_certificate(root_pem)
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -498,14 +498,14 @@ def test_invalid_secret_fails_and_changes_nothing(
 
 
 def test_invalid_secret_replaced_on_request(kubeconfig, kubectl, namespace, root_paths):
-    files, _ = expired_bundle()
+    files = expired_bundle()[0]
     files["unrelated.txt"] = b"not managed"
     create_secret(kubectl, namespace, files)
     args = arguments(
         namespace, root_paths, key_type="ecdsa_p256", regenerate="full_idempotence"
     )
 
-    result, _ = run_module(MODULE, args, kubeconfig, diff=True)
+    result = run_module(MODULE, args, kubeconfig, diff=True)[0]
     assert result["changed"] is True
     assert result["operation"] == "replace"
     assert result["diff"]["before"]["valid"] is False
@@ -516,7 +516,7 @@ def test_invalid_secret_replaced_on_request(kubeconfig, kubectl, namespace, root
     assert after["unrelated.txt"] == b"not managed"
     assert after["root-cert.pem"] != files["root-cert.pem"]
 
-    again, _ = run_module(MODULE, args, kubeconfig)
+    again = run_module(MODULE, args, kubeconfig)[0]
     assert again["changed"] is False
 
 
@@ -539,7 +539,7 @@ def test_other_root_fails_without_change(
         handle.write(key_pem)
     os.chmod(stranger_paths["root_key_path"], 0o644)
 
-    result, _ = run_module(MODULE, arguments(namespace, stranger_paths), kubeconfig)
+    result = run_module(MODULE, arguments(namespace, stranger_paths), kubeconfig)[0]
     assert result.get("failed") is True
     assert (
         "is not in root-cert.pem of Secret {0}/cacerts".format(namespace)
@@ -554,7 +554,7 @@ def test_readable_root_key_file_warns(kubeconfig, kubectl, namespace, root_paths
     args = arguments(namespace, root_paths, key_type="ecdsa_p256")
     run_module(MODULE, args, kubeconfig)
     os.chmod(root_paths["root_key_path"], 0o640)
-    result, _ = run_module(MODULE, args, kubeconfig)
+    result = run_module(MODULE, args, kubeconfig)[0]
     assert result["changed"] is False
     assert any(
         "has mode 0640, so other users can read it" in w for w in result["warnings"]
@@ -563,7 +563,7 @@ def test_readable_root_key_file_warns(kubeconfig, kubectl, namespace, root_paths
 
 def test_return_content_returns_bundle(kubeconfig, kubectl, namespace, root_paths):
     args = arguments(namespace, root_paths, key_type="ecdsa_p256", return_content=True)
-    result, _ = run_module(MODULE, args, kubeconfig)
+    result = run_module(MODULE, args, kubeconfig)[0]
     files = read_files(kubectl, namespace)
     assert sorted(result["content"]) == sorted(DATA_KEYS)
     for key in DATA_KEYS:
@@ -574,7 +574,7 @@ def test_bad_option_names_value(kubeconfig, kubectl, namespace, root_paths):
     args = arguments(
         namespace, root_paths, intermediate_lifetime="20d", renew_before="30d"
     )
-    result, _ = run_module(MODULE, args, kubeconfig)
+    result = run_module(MODULE, args, kubeconfig)[0]
     assert result.get("failed") is True
     assert result["msg"] == (
         "renew_before '30d' must be shorter than intermediate_lifetime '20d', or every "
@@ -585,7 +585,7 @@ def test_bad_option_names_value(kubeconfig, kubectl, namespace, root_paths):
 
 
 def test_missing_root_fails_cleanly(kubeconfig, kubectl, namespace):
-    result, _ = run_module(MODULE, arguments(namespace), kubeconfig)
+    result = run_module(MODULE, arguments(namespace), kubeconfig)[0]
     assert result.get("failed") is True
     assert result["msg"].startswith("This run needs the root CA, but none was given.")
     assert get_secret(kubectl, namespace) is None

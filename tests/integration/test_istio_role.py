@@ -203,7 +203,7 @@ def test_sidecar_policies_and_labels(kubectl):
 
 def test_posture_reports_workload_mode(empty_cluster, kubectl):
     create_deployment(kubectl, "shop", "hook", ["app", "istio-proxy"])
-    result, _ = run_module(
+    result, _output = run_module(
         "kubecrypt.pod_encryption.mesh_info",
         {"namespaces": ["shop", "legacy"]},
         empty_cluster,
@@ -291,7 +291,7 @@ def test_restart_unmeshed_in_batches(empty_cluster, kubectl, roots):
 
 
 def test_intermediate_renewal_restarts_istiod(empty_cluster, kubectl, roots):
-    _, before = read_bundle(kubectl)
+    before = read_bundle(kubectl)[1]
     variables = sidecar_vars(
         roots,
         istio_mtls_plugin_ca_intermediate_lifetime="500d",
@@ -299,7 +299,7 @@ def test_intermediate_renewal_restarts_istiod(empty_cluster, kubectl, roots):
     )
     run = run_playbook(PLAYBOOK, empty_cluster, variables)
     assert run.returncode == 0, run.stdout[-3000:]
-    _, after = read_bundle(kubectl)
+    after = read_bundle(kubectl)[1]
     assert fingerprints([after.intermediate.cert]) != fingerprints(
         [before.intermediate.cert]
     )
@@ -321,7 +321,7 @@ def test_root_rotation_four_runs(empty_cluster, kubectl, roots):
         istio_mtls_plugin_ca_renew_before="400d",
         istio_mtls_plugin_ca_root_rotation_enabled=True,
     )
-    _, original = read_bundle(kubectl)
+    original = read_bundle(kubectl)[1]
     old_root = fingerprints(original.roots)
 
     run = run_playbook(PLAYBOOK, empty_cluster, variables)
@@ -334,7 +334,7 @@ def test_root_rotation_four_runs(empty_cluster, kubectl, roots):
     assert fingerprints(bundle.roots) == old_root
 
     phases = []
-    for _ in range(3):
+    for attempt in range(3):
         step = run_playbook(
             PLAYBOOK,
             empty_cluster,

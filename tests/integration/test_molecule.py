@@ -48,6 +48,7 @@ def run_molecule(*arguments, ephemeral_dir=None):
         stderr=subprocess.STDOUT,
         text=True,
         timeout=MOLECULE_TIMEOUT,
+        check=False,
     )
     return process.returncode, ANSI_ESCAPE.sub("", process.stdout)
 
@@ -96,7 +97,7 @@ def test_molecule_local_scenario_passes(tmp_path):
     # The control plane and the simulated agent name files in the ephemeral directory on
     # their command lines, so none of them may be left once destroy has run.
     left = subprocess.run(
-        ["pgrep", "-f", ephemeral_dir], stdout=subprocess.PIPE, text=True
+        ["pgrep", "-f", ephemeral_dir], stdout=subprocess.PIPE, text=True, check=False
     ).stdout.split()
     assert left == []
     assert not os.path.exists(os.path.join(ephemeral_dir, "cluster"))
@@ -113,6 +114,7 @@ def test_default_scenario_syntax(playbook):
         stderr=subprocess.PIPE,
         text=True,
         timeout=120,
+        check=False,
     )
     assert process.returncode == 0, process.stderr
 

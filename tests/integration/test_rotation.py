@@ -110,7 +110,7 @@ def test_max_age_rotation_is_idempotent(cilium, agent, kubectl):
 
 def test_stuck_node_fails_with_its_name(cilium, agent, kubectl):
     agent.start("--stuck", "kubecrypt-worker-3")
-    old_spi, _ = secret_spi(kubectl)
+    old_spi = secret_spi(kubectl)[0]
     wait_for_nodes(kubectl, old_spi)
 
     run = run_rotation(
@@ -149,7 +149,7 @@ def test_key_watcher_off_restarts_agents(cilium, agent, kubectl):
 
     run = run_playbook(ROTATE, cilium, {"cilium_encryption_rotation_timeout": 60})
     assert run.returncode == 0, run.stdout[-3000:]
-    new_spi, _ = secret_spi(kubectl)
+    new_spi = secret_spi(kubectl)[0]
     daemonset = kubectl("get", "daemonset", "cilium", "-n", "kube-system", "-o", "json")
     annotations = daemonset["spec"]["template"]["metadata"].get("annotations") or {}
     assert annotations.get("pod-encryption.kubecrypt.io/restarted-for-spi") == str(new_spi)

@@ -137,7 +137,7 @@ def test_istiod_is_available(kubectl):
 
 def test_rotation_keeps_length_and_site_stays_converged(cluster, kubectl):
     before = read_key_line(kubectl)
-    result, _ = run_module(
+    result, _output = run_module(
         "kubecrypt.pod_encryption.cilium_ipsec_key", {"rotate": True}, cluster
     )
     after = read_key_line(kubectl)
@@ -154,7 +154,7 @@ def test_rotation_keeps_length_and_site_stays_converged(cluster, kubectl):
 
 
 def test_demo_at_vvv_never_prints_the_key(cluster, kubectl):
-    removed, _ = run_module(
+    removed, _output = run_module(
         "kubecrypt.pod_encryption.cilium_ipsec_key", {"state": "absent"}, cluster
     )
     assert removed["changed"] is True

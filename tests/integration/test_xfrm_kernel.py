@@ -107,7 +107,8 @@ Exchange = collections.namedtuple("Exchange", "frames received reply spi_a_to_b 
 def run(command):
     """Run a command and return the finished process, or raise with its output on failure."""
     process = subprocess.run(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=COMMAND_TIMEOUT
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=COMMAND_TIMEOUT,
+        check=False,
     )
     if process.returncode != 0:
         raise AssertionError(
@@ -131,7 +132,8 @@ def add_state(namespace, source, destination, spi, key_hex, icv_bits):
         "aead {3} 0x{4} {5}".format(source, destination, spi, ALGORITHM, key_hex, icv_bits),
     )
     return subprocess.run(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=COMMAND_TIMEOUT
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=COMMAND_TIMEOUT,
+        check=False,
     )
 
 
@@ -141,7 +143,8 @@ def state_exists(namespace, source, destination, spi):
         "xfrm state get src {0} dst {1} proto esp spi {2}".format(source, destination, spi),
     )
     process = subprocess.run(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=COMMAND_TIMEOUT
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=COMMAND_TIMEOUT,
+        check=False,
     )
     return process.returncode == 0
 
@@ -163,7 +166,8 @@ def new_namespace_name():
 def delete_namespace(name):
     # Deleting the namespace also deletes its veth end, its states and its policies.
     subprocess.run(
-        ["ip", "netns", "delete", name], stderr=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT
+        ["ip", "netns", "delete", name], stderr=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT,
+        check=False,
     )
 
 
@@ -178,7 +182,7 @@ def probe_rfc4106():
         if ALGORITHM in crypto.read():
             return True
     name = new_namespace_name()
-    if subprocess.run(["ip", "netns", "add", name], stderr=subprocess.DEVNULL).returncode != 0:
+    if subprocess.run(["ip", "netns", "add", name], stderr=subprocess.DEVNULL, check=False).returncode != 0:
         return False
     try:
         listed = subprocess.run(
@@ -186,6 +190,7 @@ def probe_rfc4106():
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=COMMAND_TIMEOUT,
+            check=False,
         )
         if listed.returncode != 0:
             return False
@@ -315,7 +320,7 @@ def exchange(peers):
                 REQUEST_MARKER.hex(),
             )
         )
-        received, _ = echo.communicate(timeout=COMMAND_TIMEOUT)
+        received = echo.communicate(timeout=COMMAND_TIMEOUT)[0]
         frames_json, capture_errors = capture.communicate(input="", timeout=COMMAND_TIMEOUT)
     finally:
         for helper in helpers:

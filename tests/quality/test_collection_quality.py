@@ -26,6 +26,7 @@ def run(command, **kwargs):
         text=True,
         timeout=600,
         **kwargs,
+        check=False,
     )
 
 

@@ -40,9 +40,14 @@ def main():
     ca_bundle = host_ca_bundle()
     if ca_bundle and sys.prefix != sys.base_prefix:
         write_venv_config(ca_bundle)
+    # ensurepip deletes every PIP_* variable from os.environ and sets PIP_CONFIG_FILE to
+    # os.devnull, which stops pip from reading any pip.conf, so pip below gets a saved copy.
+    environment = dict(os.environ)
+    if ca_bundle:
+        environment["PIP_CERT"] = ca_bundle
     ensurepip.bootstrap(upgrade=True)
     arguments = [argument for argument in sys.argv[1:] if argument not in BOOTSTRAP_ONLY]
-    subprocess.check_call([sys.executable, "-m", "pip", "install"] + arguments)
+    subprocess.check_call([sys.executable, "-m", "pip", "install"] + arguments, env=environment)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def test_next_spi_succession(spi, expected):
 def test_next_spi_cycles_through_all_fifteen():
     seen = []
     spi = 1
-    for _ in range(15):
+    for step in range(15):
         seen.append(spi)
         spi = next_spi(spi)
     assert sorted(seen) == list(range(1, 16))
@@ -59,7 +59,7 @@ def test_generated_key_length_per_size(key_bits, hex_chars):
 
 
 def test_generated_keys_differ():
-    lines = {generate_key(spi=1).key_hex for _ in range(50)}
+    lines = {generate_key(spi=1).key_hex for attempt in range(50)}
     assert len(lines) == 50
 
 
@@ -142,13 +142,13 @@ BAD_LINES = [
 ]
 
 
-@pytest.mark.parametrize("line, message", BAD_LINES, ids=[m for _, m in BAD_LINES])
+@pytest.mark.parametrize("line, message", BAD_LINES, ids=[message for line, message in BAD_LINES])
 def test_parse_rejects_bad_line(line, message):
     with pytest.raises(KeyLineError, match=message):
         parse_key_line(line)
 
 
-@pytest.mark.parametrize("line, message", BAD_LINES, ids=[m for _, m in BAD_LINES])
+@pytest.mark.parametrize("line, message", BAD_LINES, ids=[message for line, message in BAD_LINES])
 def test_error_never_contains_key_material(line, message):
     with pytest.raises(KeyLineError) as caught:
         parse_key_line(line)

@@ -977,7 +977,7 @@ def test_rotation_runs_through_four_phases(root, intermediate):
     assert files_four[ca.CERT_CHAIN] == files_three[ca.CERT_CHAIN]
     ca.validate_bundle(files_four, NOW)
 
-    settled, _ = rotate(files_four, 4, loaded(root), new_source)
+    settled = rotate(files_four, 4, loaded(root), new_source)[0]
     assert settled.operation == ca.Plan.KEEP
     assert settled.phase == 4
     assert settled.reason == "the root rotation is complete"
@@ -1033,7 +1033,7 @@ def test_rotation_to_same_root_fails(root, intermediate):
 
 def test_phase_three_needs_new_root_key(root, intermediate):
     new_source = loaded(new_root(), "new root")
-    _, files_two = rotate(bundle_files(intermediate, root), 1, loaded(root), new_source)
+    files_two = rotate(bundle_files(intermediate, root), 1, loaded(root), new_source)[1]
     with pytest.raises(ca.CAError) as caught:
         rotate(files_two, 2, loaded(root), generatable("new root"))
     assert str(caught.value).startswith(
@@ -1042,7 +1042,7 @@ def test_phase_three_needs_new_root_key(root, intermediate):
 
 
 def test_phase_three_rejects_other_new_root(root, intermediate):
-    _, files_two = rotate(
+    phase, files_two = rotate(
         bundle_files(intermediate, root),
         1,
         loaded(root),

@@ -166,7 +166,7 @@ def run_handshake(server, client):
 
     def serve():
         try:
-            connection, _ = listener.accept()
+            connection = listener.accept()[0]
             connection.settimeout(TIMEOUT_SECONDS)
             with server_context.wrap_socket(connection, server_side=True) as tls:
                 outcome.server_saw = peer_identity(tls.getpeercert())
@@ -241,7 +241,7 @@ def test_workload_chain_verifies_as_client_certificate(mesh):
     verification = pytest.importorskip("cryptography.x509.verification")
     if not hasattr(verification, "ClientVerifier"):
         pytest.skip("cryptography before 43.0 has no client certificate verifier")
-    cert, _ = sign_workload_certificate(mesh.intermediate, "shop", "cart")
+    cert = sign_workload_certificate(mesh.intermediate, "shop", "cart")[0]
     verifier = (
         verification.PolicyBuilder()
         .store(verification.Store([mesh.root.cert]))

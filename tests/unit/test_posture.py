@@ -77,7 +77,7 @@ def secret_with(line, data_key="keys"):
 
 def ipsec_summary(spi=4):
     line = "{0}+ rfc4106(gcm(aes)) {1} 128".format(spi, HEX40)
-    summary, _ = describe_ipsec_secret(
+    summary, masked = describe_ipsec_secret(
         secret_with(line), "cilium-ipsec-keys", "kube-system", "keys"
     )
     return summary
@@ -225,7 +225,7 @@ def test_secret_summary_has_no_key_material():
 
 def test_secret_masks_no_short_words():
     line = "4+ rfc4106(gcm(aes)) {0} 128".format(HEX40)
-    _, masked = describe_ipsec_secret(
+    summary, masked = describe_ipsec_secret(
         secret_with(line), "cilium-ipsec-keys", "kube-system", "keys"
     )
     assert "128" not in masked
@@ -245,7 +245,7 @@ def test_secret_missing():
 
 def test_secret_missing_data_key():
     line = "4+ rfc4106(gcm(aes)) {0} 128".format(HEX40)
-    summary, _ = describe_ipsec_secret(
+    summary, masked = describe_ipsec_secret(
         secret_with(line, "other"), "cilium-ipsec-keys", "kube-system", "keys"
     )
     assert "no data key 'keys'" in summary["problem"]
@@ -383,7 +383,7 @@ def test_ipsec_node_without_spi():
 
 def test_ipsec_secret_problem_fails_key_check():
     state = snapshot()
-    state["secret"], _ = describe_ipsec_secret(
+    state["secret"], masked = describe_ipsec_secret(
         None, "cilium-ipsec-keys", "kube-system", "keys"
     )
     result = evaluate(state, expected_type="ipsec")
@@ -553,7 +553,7 @@ def test_exec_failure_in_always_mode_fails():
 
 
 def test_wireguard_unique_keys():
-    keys = [wireguard_key() for _ in NAMES]
+    keys = [wireguard_key() for name in NAMES]
     result = evaluate(snapshot(mode="wireguard", keys=keys), expected_type="wireguard")
     assert result["ok"] is True
     assert only_check(result, "wireguard_keys_unique")["passed"] is True
@@ -718,7 +718,7 @@ def test_wireguard_node_encryption_enabled():
 
 
 def test_expected_type_differs_from_config():
-    keys = [wireguard_key() for _ in NAMES]
+    keys = [wireguard_key() for name in NAMES]
     result = evaluate(snapshot(mode="wireguard", keys=keys), expected_type="ipsec")
     check = only_check(result, "encryption_mode")
     assert check["passed"] is False
