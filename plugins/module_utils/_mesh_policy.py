@@ -377,17 +377,20 @@ def migration_message(pods, profile):
     """Return the message that lists un-meshed pods in STRICT scopes, or None."""
     if not pods:
         return None
-    missing = (
-        "the istio-proxy container"
-        if profile == "sidecar"
-        else "ambient redirection (annotation ambient.istio.io/redirection=enabled)"
-    )
     names = ", ".join("{0}/{1}".format(pod["namespace"], pod["name"]) for pod in pods)
+    if profile == "sidecar":
+        missing = "the istio-proxy container"
+        remedy = "Restart them after enrolment, or set istio_mtls_restart_unmeshed to true"
+    else:
+        missing = "ambient redirection (annotation ambient.istio.io/redirection=enabled)"
+        remedy = (
+            "Check that istio-cni runs on their nodes and that the pods do not opt out with "
+            "istio.io/dataplane-mode=none, or raise istio_mtls_redirection_timeout"
+        )
     return (
         "{0} pod(s) without {1} would be in a STRICT scope and lose plain-text traffic: "
-        "{2}. Restart them after enrolment, or set istio_mtls_restart_unmeshed to true, "
-        "or give their namespace the mode PERMISSIVE, or set istio_mtls_unmeshed_pods to "
-        "warn.".format(len(pods), missing, names)
+        "{2}. {3}, or give their namespace the mode PERMISSIVE, or set "
+        "istio_mtls_unmeshed_pods to warn.".format(len(pods), missing, names, remedy)
     )
 
 

@@ -1,15 +1,18 @@
 """The istio_mtls role through playbooks/istio.yml on a control plane of its own.
 
 The tests are one scenario and run in file order. They start with input that the role
-rejects and a sidecar install with a plug-in CA. The migration check, the restart of
-un-meshed workloads, the intermediate renewal and the root rotation follow. A revision and
-the switch to the ambient profile come last.
+rejects and a sidecar install with a plug-in CA. The migration check, the DestinationRule
+warning, the restart of un-meshed workloads, the intermediate renewal, a renewal that restarts
+the enrolled workloads and the root rotation follow. A revision and the switch to the ambient
+profile come last.
 """
 
 import base64
 import datetime
 import json
 import re
+import threading
+import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -219,7 +222,8 @@ def test_posture_reports_workload_mode(empty_cluster, kubectl):
     assert result["istiod"] == {"name": "istiod", "found": True, "ready": True}
     assert result["cacerts"]["valid"] is True
     assert result["cacerts"]["intermediate"]["days_to_expiry"] >= 364
-    assert result["destination_rules"]["served"] is False
+    assert result["destination_rules"]["served"] is True
+    assert result["destination_rules"]["risky"] == []
     assert result["summary"][0].startswith(
         "shop: STRICT (istio-system/default), enrolled, 2 pod(s)"
     )
@@ -260,6 +264,39 @@ def test_warn_mode_proceeds(empty_cluster, kubectl, roots):
     assert run.returncode == 0, run.stdout[-3000:]
     assert "WARNING: 2 pod(s) without the istio-proxy container" in run.stdout
     assert labels_of(kubectl, "legacy").get("istio-injection") == "enabled"
+
+
+def test_destination_rule_warning(empty_cluster, kubectl, roots):
+    rules = [
+        ("plain-to-legacy", "web.legacy.svc.cluster.local", "DISABLE"),
+        ("simple-outside", "api.example.com", "SIMPLE"),
+    ]
+    for name, host, mode in rules:
+        rule = {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"host": host, "trafficPolicy": {"tls": {"mode": mode}}},
+        }
+        kubectl("apply", "-f", "-", stdin=json.dumps(rule))
+    variables = sidecar_vars(
+        roots,
+        istio_mtls_namespaces=[{"name": "shop"}, {"name": "legacy"}],
+        istio_mtls_unmeshed_pods="warn",
+    )
+
+    run = run_playbook(PLAYBOOK, empty_cluster, variables)
+
+    kubectl("delete", "destinationrule", "plain-to-legacy", "simple-outside", "-n", "shop")
+    assert run.returncode == 0, run.stdout[-3000:]
+    warning = (
+        "WARNING: DestinationRule shop/plain-to-legacy sets TLS mode DISABLE for "
+        "web.legacy.svc.cluster.local, which overrides auto mTLS and fails against a STRICT "
+        "server. Remove its trafficPolicy.tls or set ISTIO_MUTUAL."
+    )
+    assert warning in run.stdout, run.stdout[-3000:]
+    assert "simple-outside" not in run.stdout
+    assert run.changed == 0, run.stdout[-3000:]
 
 
 def test_restart_unmeshed_in_batches(empty_cluster, kubectl, roots):
@@ -308,6 +345,40 @@ def test_intermediate_renewal_restarts_istiod(empty_cluster, kubectl, roots):
     annotations = istiod["spec"]["template"]["metadata"].get("annotations") or {}
     assert "pod-encryption.kubecrypt.io/cacerts" in annotations
     assert "Workloads get certificates from it only when they restart" in run.stdout
+
+    again = run_playbook(PLAYBOOK, empty_cluster, variables)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert again.changed == 0, again.stdout[-3000:]
+
+
+def test_renewal_restarts_enrolled_workloads(empty_cluster, kubectl, roots):
+    # The intermediate has about 500 days left, so renew_before 500d renews it once, and the
+    # new 600-day intermediate is outside that window on the second run.
+    variables = sidecar_vars(
+        roots,
+        istio_mtls_namespaces=[{"name": "shop"}, {"name": "legacy"}],
+        istio_mtls_unmeshed_pods="warn",
+        istio_mtls_plugin_ca_intermediate_lifetime="600d",
+        istio_mtls_plugin_ca_renew_before="500d",
+        istio_mtls_restart_workloads=True,
+    )
+    before = read_bundle(kubectl)[1]
+
+    run = run_playbook(PLAYBOOK, empty_cluster, variables)
+
+    assert run.returncode == 0, run.stdout[-3000:]
+    after = read_bundle(kubectl)[1]
+    assert fingerprints([after.intermediate.cert]) != fingerprints([before.intermediate.cert])
+    istiod = kubectl("get", "deployment", "istiod", "-n", "istio-system", "-o", "json")
+    digest = istiod["spec"]["template"]["metadata"]["annotations"][
+        "pod-encryption.kubecrypt.io/cacerts"
+    ]
+    for name in ("web", "meshed"):
+        deployment = kubectl("get", "deployment", name, "-n", "legacy", "-o", "json")
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations") or {}
+        assert annotations.get("pod-encryption.kubecrypt.io/cacerts") == digest, name
+    assert "Workloads get certificates from it only when they restart" not in run.stdout
+    assert "(item=Deployment legacy/web)" in run.stdout
 
     again = run_playbook(PLAYBOOK, empty_cluster, variables)
     assert again.returncode == 0, again.stdout[-3000:]
@@ -400,3 +471,71 @@ def test_ambient_converges(empty_cluster, kubectl):
     again = run_playbook(PLAYBOOK, empty_cluster, variables)
     assert again.returncode == 0, again.stdout[-3000:]
     assert again.changed == 0, again.stdout[-3000:]
+
+
+def annotate_when_enrolled(kubectl, namespace, stop):
+    """Play istio-cni: once ``namespace`` is ambient, mark its pods as redirected.
+
+    No CNI agent runs on kwok's nodes, so nothing else sets the annotation here.
+    """
+    while not stop.is_set():
+        if labels_of(kubectl, namespace).get("istio.io/dataplane-mode") == "ambient":
+            time.sleep(2)
+            kubectl(
+                "annotate", "pods", "--all", "-n", namespace, "--overwrite",
+                "ambient.istio.io/redirection=enabled",
+            )
+            return
+        time.sleep(0.5)
+
+
+def test_ambient_waits_for_redirection(empty_cluster, kubectl):
+    kubectl("create", "namespace", "mesh-apps")
+    create_deployment(kubectl, "mesh-apps", "plain", ["app"])
+    variables = dict(
+        AMBIENT_CHARTS,
+        istio_mtls_profile="ambient",
+        istio_mtls_namespaces=[{"name": "shop"}, {"name": "mesh-apps"}],
+        istio_mtls_redirection_timeout=90,
+    )
+    stop = threading.Event()
+    annotator = threading.Thread(target=annotate_when_enrolled, args=(kubectl, "mesh-apps", stop))
+    annotator.start()
+    try:
+        run = run_playbook(PLAYBOOK, empty_cluster, variables)
+    finally:
+        stop.set()
+        annotator.join()
+
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Wait until istio-cni redirects the pods" in run.stdout
+    assert "without ambient redirection" not in run.stdout
+    assert labels_of(kubectl, "mesh-apps").get("istio.io/dataplane-mode") == "ambient"
+
+    again = run_playbook(PLAYBOOK, empty_cluster, variables)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert again.changed == 0, again.stdout[-3000:]
+
+
+def test_ambient_redirection_timeout_fails(empty_cluster, kubectl):
+    kubectl("create", "namespace", "late-apps")
+    create_deployment(kubectl, "late-apps", "plain", ["app"])
+    names = pod_names(kubectl, "late-apps", "app=plain")
+    variables = dict(
+        AMBIENT_CHARTS,
+        istio_mtls_profile="ambient",
+        istio_mtls_namespaces=[{"name": "shop"}, {"name": "late-apps"}],
+        istio_mtls_redirection_timeout=10,
+    )
+    before = snapshot(kubectl, "peerauthentications")
+
+    checked = run_playbook(PLAYBOOK, empty_cluster, variables, check=True)
+    run = run_playbook(PLAYBOOK, empty_cluster, variables)
+
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert "Check mode does not label the namespaces" in checked.stdout
+    assert run.returncode != 0
+    for name in names:
+        assert "late-apps/" + name in run.stdout, run.stdout[-3000:]
+    assert labels_of(kubectl, "late-apps").get("istio.io/dataplane-mode") == "ambient"
+    assert snapshot(kubectl, "peerauthentications") == before

@@ -438,6 +438,17 @@ def test_migration_message_lists_pods():
     assert migration_message([], "sidecar") is None
 
 
+def test_migration_message_ambient_remedy():
+    message = migration_message([{"namespace": "shop", "name": "web-1"}], "ambient")
+    assert message == (
+        "1 pod(s) without ambient redirection (annotation ambient.istio.io/redirection=enabled) "
+        "would be in a STRICT scope and lose plain-text traffic: shop/web-1. Check that "
+        "istio-cni runs on their nodes and that the pods do not opt out with "
+        "istio.io/dataplane-mode=none, or raise istio_mtls_redirection_timeout, or give their "
+        "namespace the mode PERMISSIVE, or set istio_mtls_unmeshed_pods to warn."
+    )
+
+
 def test_unmeshed_workloads_resolve_owners():
     replicasets = {
         "shop/web-abc": {
