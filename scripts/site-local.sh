@@ -4,7 +4,6 @@
 # what it configured. The second run must report changed=0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$(pwd)
 
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 kubeconfig=$(python3 tests/cluster/localcluster.py start | tail -n 1)

@@ -1,5 +1,6 @@
 """Run the local control plane and ansible-playbook for the integration tests and the demo."""
 
+import base64
 import json
 import os
 import re
@@ -221,3 +222,18 @@ class SimulatedAgent:
             self.process.terminate()
             self.process.wait(timeout=30)
             self.process = None
+
+
+def assert_no_key_in_output(run, *lines):
+    """Check that no form of the key material in ``lines`` reached the run's output."""
+    output = run.stdout + run.stderr
+    for line in lines:
+        key_hex = line.split(" ")[2]
+        for secret in (
+            key_hex,
+            key_hex.upper(),
+            line,
+            base64.b64encode(line.encode()).decode(),
+            base64.b64encode(bytes.fromhex(key_hex)).decode(),
+        ):
+            assert secret not in output

@@ -65,7 +65,7 @@ def mesh_root_namespace(values, default):
 
 def mesh_istiod_name(revision):
     """Return the name of the istiod Deployment of a revision."""
-    return istiod_name(revision)
+    return _reraise(istiod_name, revision)
 
 
 class FilterModule(object):

@@ -42,6 +42,10 @@ except ImportError:
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 CRYPTOGRAPHY_REQUIREMENT = "cryptography >= 41.0"
+ROOT_ADVICE = (
+    "Give {0} a self-signed CA certificate that is valid now, with the private key that "
+    "belongs to it."
+)
 
 CA_CERT = "ca-cert.pem"
 CA_KEY = "ca-key.pem"
@@ -668,14 +672,17 @@ def _verify_chain(chain, roots, now):
 
 def load_authority(cert_pem, key_pem, label, now):
     """Parse and check a root CA given by the user. ``label`` names its options."""
-    cert = parse_single_certificate(cert_pem, "The certificate of " + label)
-    key = parse_private_key(key_pem, "The private key of " + label)
-    if not key_matches_certificate(key, cert):
-        raise CAError(
-            "The private key of {0} does not match its certificate: their public keys "
-            "differ.".format(label)
-        )
-    check_root(cert, "The certificate of " + label, now)
+    try:
+        cert = parse_single_certificate(cert_pem, "The certificate of " + label)
+        key = parse_private_key(key_pem, "The private key of " + label)
+        if not key_matches_certificate(key, cert):
+            raise CAError(
+                "The private key of {0} does not match its certificate: their public keys "
+                "differ.".format(label)
+            )
+        check_root(cert, "The certificate of " + label, now)
+    except CAError as exc:
+        raise CAError("{0} {1}".format(exc, ROOT_ADVICE.format(label)))
     return Authority(cert, key, key_pem=key_pem)
 
 

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import re
 
 MODES = ("STRICT", "PERMISSIVE", "DISABLE", "UNSET")
 PROFILES = ("sidecar", "ambient")
@@ -25,6 +26,9 @@ DATAPLANE_LABEL = "istio.io/dataplane-mode"
 RISKY_TLS_MODES = ("DISABLE", "SIMPLE")
 # Sorts after every RFC 3339 timestamp, so a planned policy counts as the newest one.
 NOT_YET_CREATED = "9999-12-31T23:59:59Z"
+
+
+_DNS_LABEL = re.compile(r"\A[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 
 
 class MeshPolicyError(Exception):
@@ -206,7 +210,19 @@ def istiod_values(
 
 
 def istiod_name(revision):
-    return "istiod-{0}".format(revision) if revision else "istiod"
+    """Return the istiod Deployment name of ``revision``, rejecting revisions Kubernetes would."""
+    if not revision:
+        return "istiod"
+    name = "istiod-{0}".format(revision)
+    # The charts name a Deployment, a Service and a ServiceAccount after the revision, so
+    # istiod-<revision> must be a DNS-1123 label.
+    if len(name) > 63 or not _DNS_LABEL.match(name):
+        raise MeshPolicyError(
+            "Revision {0!r} is invalid: istiod-<revision> must be a DNS label of at most 63 "
+            "characters, that is lowercase letters, digits and '-', ending in a letter or a "
+            "digit. Use for example 1-30-3 or canary.".format(revision)
+        )
+    return name
 
 
 def _created(policy):

@@ -266,6 +266,7 @@ from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._k8s_comp
 )
 from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._mesh_policy import (
     PROFILES,
+    MeshPolicyError,
     has_proxy,
     is_enrolled,
     istiod_name,
@@ -460,7 +461,7 @@ def main():
     try:
         client = connect(module)
         snapshot = read_snapshot(module, client, module.params)
-    except ApiError as exc:
+    except (ApiError, MeshPolicyError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **evaluate(snapshot, module.params))
 

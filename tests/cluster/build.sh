@@ -69,11 +69,28 @@ if [ -d "$here/build/kwok" ]; then
   # kwok release ships, read from the module cache rather than copied into this repository.
   kwok_source=$(cd "$here/build/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
   stages=$kwok_source/kustomize/stage
-  for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready \
-    pod/fast/pod-complete pod/fast/pod-delete; do
+  # Write a new file and rename it, so that a control plane starting meanwhile never reads a
+  # partial file, and keep the old file when a stage cannot be read.
+  stage_names="node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready
+    pod/fast/pod-complete pod/fast/pod-delete"
+  for stage in $stage_names; do
+    if [ ! -f "$stages/$stage.yaml" ]; then
+      echo "build.sh: kwok stage $stages/$stage.yaml not found; is the Go module cache" \
+        "(go env GOMODCACHE) the one build.sh used before?" >&2
+      exit 1
+    fi
+  done
+  staged=$(mktemp "$bin_dir/kwok-stages.XXXXXX")
+  for stage in $stage_names; do
     echo "---"
     cat "$stages/$stage.yaml"
-  done > "$bin_dir/kwok-stages.yaml"
+  done > "$staged"
+  if cmp -s "$staged" "$bin_dir/kwok-stages.yaml"; then
+    rm -f "$staged"
+  else
+    chmod 0644 "$staged"
+    mv "$staged" "$bin_dir/kwok-stages.yaml"
+  fi
 fi
 if [ -d "$here/build/helm" ]; then
   # helm template assumes the Kubernetes version set here (1.20 when unset), and charts that

@@ -1,13 +1,15 @@
-"""Bad input to the cilium_ipsec_key module and the roles: one clear error, no cluster change.
+"""Bad input to the modules and the roles: one clear error, no cluster change, no leaked key.
 
 Every row runs on a control plane of this file's own, on which the fixture has installed the
 stand-in Istio charts, so the snapshots also cover an existing PeerAuthentication. A row's setup
 (for example a malformed IPsec Secret) runs before the first snapshot and its cleanup after the
-second, so the two snapshots show only what the failing run changed.
+second, so the two snapshots show only what the failing run changed. Module rows run at -vvv,
+and no output may contain the key material of any row.
 """
 
 import base64
 import dataclasses
+import datetime
 import json
 import os
 import re
@@ -16,6 +18,10 @@ import time
 import typing
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness import bin_dir, kubectl_runner, run_module, run_playbook
 
@@ -90,6 +96,8 @@ class BadInput:
     secret_data: typing.Optional[dict] = None
     secret_namespace: str = SECRET_NAMESPACE
     unreachable: bool = False
+    module: str = MODULE
+    secret_name: str = SECRET_NAME
     # Roll the istiod Helm release back afterwards if the row upgraded it.
     restore_istiod: bool = False
     xfail: typing.Optional[str] = None
@@ -469,7 +477,235 @@ SITE_ROWS = [
     role_row("site-api-unreachable", SITE, {}, UNREACHABLE, unreachable=True),
 ]
 
-ROWS = KEY_LINE_ROWS + MODULE_OPTION_ROWS + CILIUM_ROLE_ROWS + ISTIO_ROLE_ROWS + SITE_ROWS
+# CA material for the istio_cacerts rows, made when this file is imported. Every certificate uses
+# an ECDSA P-256 key, and only the defect that a row names differs from a valid bundle.
+CA_MODULE = "kubecrypt.pod_encryption.istio_cacerts"
+CA_NAMESPACE = "default"
+NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+DAY = datetime.timedelta(days=1)
+
+
+def new_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def certificate(subject, key, issuer=None, issuer_key=None, **options):
+    """Return a CA certificate for ``key``, self-signed unless ``issuer`` is given.
+
+    ``options`` may set not_before, not_after, ca (False for CA:FALSE) and server_auth_only.
+    """
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    is_ca = options.get("ca", True)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.subject if issuer is not None else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(options.get("not_before", NOW - DAY))
+        .not_valid_after(options.get("not_after", NOW + 365 * DAY))
+        .add_extension(
+            x509.BasicConstraints(ca=is_ca, path_length=0 if is_ca and issuer else None),
+            critical=True,
+        )
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=is_ca,
+                crl_sign=is_ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    if options.get("server_auth_only"):
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+    return builder.sign(issuer_key if issuer_key is not None else key, hashes.SHA256())
+
+
+def cert_text(cert):
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def key_text(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def bundle_data(intermediate, intermediate_key, root, chain_root=None):
+    """Return the cacerts data for ``intermediate``, listing ``root`` in root-cert.pem."""
+    return {
+        "ca-cert.pem": cert_text(intermediate),
+        "ca-key.pem": key_text(intermediate_key),
+        "root-cert.pem": cert_text(root),
+        "cert-chain.pem": cert_text(intermediate) + cert_text(chain_root or root),
+    }
+
+
+ROOT_KEY = new_key()
+ROOT = certificate("Test Root CA", ROOT_KEY)
+OTHER_ROOT_KEY = new_key()
+OTHER_ROOT = certificate("Other Root CA", OTHER_ROOT_KEY)
+EXPIRED_ROOT = certificate(
+    "Expired Root CA", ROOT_KEY, not_before=NOW - 30 * DAY, not_after=NOW - DAY
+)
+FUTURE_ROOT = certificate(
+    "Future Root CA", ROOT_KEY, not_before=NOW + 10 * DAY, not_after=NOW + 400 * DAY
+)
+INTERMEDIATE_KEY = new_key()
+NOT_CA_INTERMEDIATE = certificate(
+    "Not a CA", INTERMEDIATE_KEY, issuer=ROOT, issuer_key=ROOT_KEY, ca=False
+)
+SERVER_AUTH_INTERMEDIATE = certificate(
+    "Server Auth Only", INTERMEDIATE_KEY, issuer=ROOT, issuer_key=ROOT_KEY, server_auth_only=True
+)
+OTHER_ROOT_INTERMEDIATE = certificate(
+    "Signed By Other Root", INTERMEDIATE_KEY, issuer=OTHER_ROOT, issuer_key=OTHER_ROOT_KEY
+)
+# Private key text that no output may contain: each PEM body line and each PEM in base64.
+CA_KEY_TEXTS = [
+    text
+    for key in (ROOT_KEY, OTHER_ROOT_KEY, INTERMEDIATE_KEY)
+    for pem in [key_text(key)]
+    for text in pem.splitlines()[1:-1] + [base64.b64encode(pem.encode()).decode()]
+]
+
+
+def ca_arguments(root=ROOT, key=ROOT_KEY):
+    return {
+        "namespace": CA_NAMESPACE,
+        "cluster_name": "cluster1",
+        "root_cert": cert_text(root),
+        "root_key": key_text(key),
+    }
+
+
+def ca_row(name, expected, arguments=None, bundle=None):
+    return BadInput(
+        name=name,
+        expected=expected,
+        module=CA_MODULE,
+        module_args=arguments or ca_arguments(),
+        secret_data=bundle,
+        secret_name="cacerts",
+        secret_namespace=CA_NAMESPACE,
+    )
+
+
+def utc_text(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def colon_fingerprint(cert):
+    return "SHA256:" + ":".join("{0:02X}".format(byte) for byte in cert.fingerprint(hashes.SHA256()))
+
+
+ROOT_ADVICE = (
+    " Give root_cert and root_key a self-signed CA certificate that is valid now, with the "
+    "private key that belongs to it."
+)
+BUNDLE_ADVICE = (
+    " Nothing was changed. Fix the Secret, or set regenerate to full_idempotence to replace "
+    "the bundle with a new intermediate and the root from the root options."
+)
+
+CA_ROWS = [
+    ca_row(
+        "ca-root-expired",
+        "The certificate of root_cert and root_key (subject 'CN=Expired Root CA') expired at "
+        "{0}. istiod rejects an expired chain with 'cert chain has expired'.".format(
+            utc_text(EXPIRED_ROOT.not_valid_after_utc)
+        )
+        + ROOT_ADVICE,
+        arguments=ca_arguments(EXPIRED_ROOT),
+    ),
+    ca_row(
+        "ca-root-not-yet-valid",
+        "The certificate of root_cert and root_key (subject 'CN=Future Root CA') is not valid "
+        "before {0}, so istiod and the proxies reject it until then. Check the clock of the "
+        "host that issued it.".format(utc_text(FUTURE_ROOT.not_valid_before_utc))
+        + ROOT_ADVICE,
+        arguments=ca_arguments(FUTURE_ROOT),
+    ),
+    ca_row(
+        "ca-root-key-mismatch",
+        "The private key of root_cert and root_key does not match its certificate: their "
+        "public keys differ." + ROOT_ADVICE,
+        arguments=ca_arguments(ROOT, OTHER_ROOT_KEY),
+    ),
+    ca_row(
+        "ca-intermediate-not-ca",
+        "Secret default/cacerts is invalid. ca-cert.pem (subject 'CN=Not a CA') is not a CA "
+        "because its basicConstraints extension is missing or has CA:FALSE. istiod fails with "
+        "'certificate is not authorized to sign other certificates'." + BUNDLE_ADVICE,
+        bundle=bundle_data(NOT_CA_INTERMEDIATE, INTERMEDIATE_KEY, ROOT),
+    ),
+    ca_row(
+        "ca-intermediate-server-auth-only",
+        "Secret default/cacerts is invalid. ca-cert.pem (subject 'CN=Server Auth Only') has an "
+        "extendedKeyUsage of serverAuth without clientAuth, so the proxies fail to connect to "
+        "each other. Issue the intermediate without extendedKeyUsage, or with both serverAuth "
+        "and clientAuth." + BUNDLE_ADVICE,
+        bundle=bundle_data(SERVER_AUTH_INTERMEDIATE, INTERMEDIATE_KEY, ROOT),
+    ),
+    ca_row(
+        "ca-chain-to-other-root",
+        "Secret default/cacerts is invalid. Certificate 2 in cert-chain.pem is the root "
+        "'CN=Other Root CA' ({0}), which is not in root-cert.pem. The bundle mixes "
+        "certificates from different roots.".format(colon_fingerprint(OTHER_ROOT))
+        + BUNDLE_ADVICE,
+        bundle=bundle_data(OTHER_ROOT_INTERMEDIATE, INTERMEDIATE_KEY, ROOT, OTHER_ROOT),
+    ),
+]
+
+
+ISTIO_CA_ROWS = [
+    role_row(
+        "istio-revision-invalid",
+        ISTIO,
+        {"istio_mtls_revision": "Bad_Rev"},
+        "Task failed: Finalization of task args for 'ansible.builtin.set_fact' failed: Error "
+        "while resolving value for 'istio_mtls__istiod_name': The filter plugin "
+        "'kubecrypt.pod_encryption.mesh_istiod_name' failed: Revision 'Bad_Rev' is invalid: "
+        "istiod-<revision> must be a DNS label of at most 63 characters, that is lowercase "
+        "letters, digits and '-', ending in a letter or a digit. Use for example 1-30-3 or "
+        "canary.",
+    ),
+    role_row(
+        "plugin-ca-root-key-mismatch",
+        ISTIO,
+        dict(
+            ISTIO_BASELINE,
+            istio_mtls_plugin_ca=True,
+            istio_mtls_plugin_ca_cluster_name="cluster1",
+            istio_mtls_plugin_ca_root_cert=cert_text(ROOT),
+            istio_mtls_plugin_ca_root_key=key_text(OTHER_ROOT_KEY),
+        ),
+        "The private key of root_cert and root_key does not match its certificate: their "
+        "public keys differ." + ROOT_ADVICE,
+    ),
+]
+
+
+ROWS = (
+    KEY_LINE_ROWS
+    + MODULE_OPTION_ROWS
+    + CA_ROWS
+    + CILIUM_ROLE_ROWS
+    + ISTIO_ROLE_ROWS
+    + ISTIO_CA_ROWS
+    + SITE_ROWS
+)
 
 
 def as_param(row):
@@ -575,11 +811,11 @@ def roll_back_istiod(kubeconfig, revision):
     subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
 
 
-def create_secret(kubectl, namespace, data):
+def create_secret(kubectl, namespace, data, name=SECRET_NAME):
     manifest = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": SECRET_NAME, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "data": {key: base64.b64encode(text.encode()).decode() for key, text in data.items()},
     }
     kubectl("create", "-f", "-", stdin=json.dumps(manifest))
@@ -598,7 +834,8 @@ def failure_messages(stdout):
 def run_row(row, kubeconfig):
     """Run the row's module or playbook and return (failed, messages, all output)."""
     if row.module_args is not None:
-        result, process = run_module(MODULE, row.module_args, kubeconfig)
+        # Module rows read key or CA material, so they run at -vvv to show that none leaks.
+        result, process = run_module(row.module, row.module_args, kubeconfig, verbosity=3)
         messages = [result["msg"]] if "msg" in result else []
         return result.get("failed") is True, messages, process.stdout + process.stderr
     run = run_playbook(row.playbook, kubeconfig, row.extra_vars)
@@ -609,7 +846,7 @@ def run_row(row, kubeconfig):
 def test_bad_input_rejected(row, cluster, kubectl, nowhere_kubeconfig):
     kubeconfig = nowhere_kubeconfig if row.unreachable else cluster
     if row.secret_data is not None:
-        create_secret(kubectl, row.secret_namespace, row.secret_data)
+        create_secret(kubectl, row.secret_namespace, row.secret_data, row.secret_name)
     if row.restore_istiod:
         revision_before = istiod_revision(cluster)
     try:
@@ -618,7 +855,7 @@ def test_bad_input_rejected(row, cluster, kubectl, nowhere_kubeconfig):
         after = snapshot(kubectl)
     finally:
         if row.secret_data is not None:
-            kubectl("delete", "secret", SECRET_NAME, "-n", row.secret_namespace)
+            kubectl("delete", "secret", row.secret_name, "-n", row.secret_namespace)
         if row.restore_istiod and istiod_revision(cluster) != revision_before:
             roll_back_istiod(cluster, revision_before)
 
@@ -628,6 +865,9 @@ def test_bad_input_rejected(row, cluster, kubectl, nowhere_kubeconfig):
     assert "Traceback" not in messages[0]
     assert "Traceback" not in output
     assert MATERIAL not in output
+    assert "PRIVATE KEY" not in output
+    for key_text in CA_KEY_TEXTS:
+        assert key_text not in output
     assert after == before
 
 

@@ -88,6 +88,20 @@ def test_wireguard_converges(cluster, kubectl):
     assert "kubecrypt-worker-1: " in second.stdout
 
 
+def test_boolean_strings_accepted(cluster, kubectl):
+    # ansible-playbook -e name=false passes the string "false", which role argument validation
+    # accepts as a boolean while a bare when: condition rejects it.
+    strings = dict(
+        WIREGUARD,
+        cilium_encryption_node_encryption="false",
+        cilium_encryption_istio_compatible="false",
+        cilium_encryption_rotate_key="false",
+    )
+    run = run_playbook(CILIUM, cluster, strings)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.changed == 0, run.stdout[-3000:]
+
+
 def test_wireguard_type_typo_refused(cluster, kubectl):
     assert_refused(
         kubectl,

@@ -14,6 +14,7 @@ from harness import (
     CILIUMNODE_CRD,
     SimulatedAgent,
     kubectl_runner,
+    assert_no_key_in_output,
     run_module,
     run_playbook,
     start_cluster,
@@ -60,7 +61,9 @@ def test_api_server_stop_mid_converge(empty_cluster):
     try:
         outcome = {}
         runner = threading.Thread(
-            target=lambda: outcome.setdefault("run", run_playbook("playbooks/site.yml", empty_cluster))
+            target=lambda: outcome.setdefault(
+                "run", run_playbook("playbooks/site.yml", empty_cluster, verbosity=3)
+            )
         )
         runner.start()
 
@@ -92,12 +95,15 @@ def test_api_server_stop_mid_converge(empty_cluster):
         assert len(pending["items"]) == 1
         time.sleep(32)
         short_timeout = {"cilium_encryption_wait_timeout": 30, "istio_mtls_wait_timeout": 120}
-        rerun = run_playbook("playbooks/site.yml", empty_cluster, short_timeout)
+        rerun = run_playbook("playbooks/site.yml", empty_cluster, short_timeout, verbosity=3)
         assert rerun.returncode == 0, rerun.stdout[-3000:]
-        again = run_playbook("playbooks/site.yml", empty_cluster, short_timeout)
+        again = run_playbook("playbooks/site.yml", empty_cluster, short_timeout, verbosity=3)
         assert again.returncode == 0, again.stdout[-3000:]
         assert again.changed == 0, again.stdout[-3000:]
-        assert parse_key_line(read_line(kubectl, "kube-system")).spi >= 1
+        line = read_line(kubectl, "kube-system")
+        assert parse_key_line(line).spi >= 1
+        for run in (failed, rerun, again):
+            assert_no_key_in_output(run, line)
         config = kubectl("get", "configmap", "cilium-config", "-n", "kube-system", "-o", "json")
         assert config["data"]["enable-ipsec"] == "true"
     finally:
@@ -217,13 +223,19 @@ def test_two_concurrent_rotation_runs_rotate_once(kubeconfig, kubectl):
     try:
         converge = run_playbook("playbooks/cilium.yml", kubeconfig)
         assert converge.returncode == 0, converge.stdout[-3000:]
-        before = parse_key_line(read_line(kubectl, "kube-system")).spi
+        line_before = read_line(kubectl, "kube-system")
+        before = parse_key_line(line_before).spi
 
         runs = []
         threads = [
             threading.Thread(
                 target=lambda: runs.append(
-                    run_playbook("playbooks/rotate_ipsec_key.yml", kubeconfig, {"cilium_encryption_rotation_timeout": 90})
+                    run_playbook(
+                        "playbooks/rotate_ipsec_key.yml",
+                        kubeconfig,
+                        {"cilium_encryption_rotation_timeout": 90},
+                        verbosity=3,
+                    )
                 )
             )
             for attempt in range(2)
@@ -234,9 +246,12 @@ def test_two_concurrent_rotation_runs_rotate_once(kubeconfig, kubectl):
             thread.join(timeout=600)
 
         assert [run.returncode for run in runs] == [0, 0], [run.stdout[-2000:] for run in runs]
-        after = parse_key_line(read_line(kubectl, "kube-system")).spi
+        line_after = read_line(kubectl, "kube-system")
+        after = parse_key_line(line_after).spi
         assert after == before % 15 + 1
         assert sum(1 for run in runs if "rotated from SPI" in run.stdout) == 1
+        for run in runs:
+            assert_no_key_in_output(run, line_before, line_after)
     finally:
         agent.stop()
         kubectl("delete", "ciliumnodes", "--all", "--wait=true")

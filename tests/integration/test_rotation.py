@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import CILIUMNODE_CRD, SimulatedAgent, run_playbook
+from harness import CILIUMNODE_CRD, SimulatedAgent, assert_no_key_in_output, run_playbook
 
 ROTATE = "playbooks/rotate_ipsec_key.yml"
 CILIUM = "playbooks/cilium.yml"
@@ -33,21 +33,6 @@ def cilium(kubeconfig, agent):
     run = run_playbook(CILIUM, kubeconfig)
     assert run.returncode == 0, run.stdout[-3000:]
     return kubeconfig
-
-
-def assert_no_key_in_output(run, *lines):
-    """Check that no form of the key material in ``lines`` reached the run's output."""
-    output = run.stdout + run.stderr
-    for line in lines:
-        key_hex = line.split(" ")[2]
-        for secret in (
-            key_hex,
-            key_hex.upper(),
-            line,
-            base64.b64encode(line.encode()).decode(),
-            base64.b64encode(bytes.fromhex(key_hex)).decode(),
-        ):
-            assert secret not in output
 
 
 def run_rotation(kubeconfig, extra_vars=None, check=False):

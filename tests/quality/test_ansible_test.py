@@ -150,6 +150,8 @@ def test_ansible_test_sanity_passes(staged_collection):
     assert re.search(r'Running sanity test "validate-modules"', output), output[-3000:]
     assert re.search(r'Running sanity test "pylint"', output), output[-3000:]
     assert "ERROR:" not in output, output[-6000:]
+    # ansible-test skips a test whose program is missing, shellcheck for example, with a warning.
+    assert "Required program" not in output, output[-6000:]
 
 
 @needs_ansible_test

@@ -583,7 +583,8 @@ def test_supplied_root_must_be_self_signed(root, intermediate):
         )
     assert str(caught.value) == (
         "The certificate of root_cert (subject '{0}', issuer 'CN=Root CA,O=Istio') is not "
-        "self-signed, so it cannot be a root.".format(INTERMEDIATE_SUBJECT)
+        "self-signed, so it cannot be a root. Give root_cert a self-signed CA certificate "
+        "that is valid now, with the private key that belongs to it.".format(INTERMEDIATE_SUBJECT)
     )
 
 
@@ -592,7 +593,8 @@ def test_supplied_root_key_must_match(root, other_root):
         ca.load_authority(pem(root.cert), other_root.key_pem, "root_cert", NOW)
     assert str(caught.value) == (
         "The private key of root_cert does not match its certificate: their public keys "
-        "differ."
+        "differ. Give root_cert a self-signed CA certificate that is valid now, with the "
+        "private key that belongs to it."
     )
 
 
@@ -1166,7 +1168,9 @@ def test_root_source_rejects_bad_content(root):
     with pytest.raises(SecretError) as caught:
         root_source("root", pem(root.cert).decode(), "not a key", None, None, NOW)
     assert str(caught.value) == (
-        "The private key of root_cert and root_key is not an unencrypted PEM private key."
+        "The private key of root_cert and root_key is not an unencrypted PEM private key. "
+        "Give root_cert and root_key a self-signed CA certificate that is valid now, with the "
+        "private key that belongs to it."
     )
 
 

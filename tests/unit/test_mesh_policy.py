@@ -9,6 +9,7 @@ from ansible_collections.kubecrypt.pod_encryption.plugins.module_utils._mesh_pol
     MeshPolicyError,
     enrolment_labels,
     has_proxy,
+    istiod_name,
     istiod_values,
     migration_message,
     namespace_mode,
@@ -487,3 +488,15 @@ def test_risky_destination_rules():
     found = risky_destination_rules(rules, ["shop"])
     assert [entry["name"] for entry in found] == ["short", "fqdn"]
     assert found[1]["modes"] == ["SIMPLE"]
+
+
+@pytest.mark.parametrize("revision, name", [("", "istiod"), ("1-30-3", "istiod-1-30-3"), ("canary", "istiod-canary")])
+def test_istiod_name_valid_revisions(revision, name):
+    assert istiod_name(revision) == name
+
+
+@pytest.mark.parametrize("revision", ["Bad_Rev", "canary-", "a.b", "x" * 57])
+def test_istiod_name_rejects_revision(revision):
+    with pytest.raises(MeshPolicyError) as caught:
+        istiod_name(revision)
+    assert str(caught.value).startswith("Revision {0!r} is invalid: ".format(revision))
