@@ -535,7 +535,13 @@ def test_ambient_redirection_timeout_fails(empty_cluster, kubectl):
     assert checked.returncode == 0, checked.stdout[-3000:]
     assert "Check mode does not label the namespaces" in checked.stdout
     assert run.returncode != 0
-    for name in names:
-        assert "late-apps/" + name in run.stdout, run.stdout[-3000:]
+    expected = (
+        "2 pod(s) without ambient redirection (annotation ambient.istio.io/redirection=enabled) "
+        "would be in a STRICT scope and lose plain-text traffic: late-apps/{0}, late-apps/{1}. "
+        "Check that istio-cni runs on their nodes and that the pods do not opt out with "
+        "istio.io/dataplane-mode=none, or raise istio_mtls_redirection_timeout, or give their "
+        "namespace the mode PERMISSIVE, or set istio_mtls_unmeshed_pods to warn.".format(*names)
+    )
+    assert expected in run.stdout, run.stdout[-3000:]
     assert labels_of(kubectl, "late-apps").get("istio.io/dataplane-mode") == "ambient"
     assert snapshot(kubectl, "peerauthentications") == before
